@@ -1,0 +1,5 @@
+"""LightningDataModules. They import no model: the vocabulary reaches the model through train.py."""
+
+from vrnn_lightning.data.shakespeare import CharDataModule, Vocabulary, load_corpus
+
+__all__ = ["CharDataModule", "Vocabulary", "load_corpus"]

@@ -1,0 +1,153 @@
+"""Character-level text: the embedded Tiny Shakespeare or any UTF-8 file, as windows of character ids.
+
+Split as nanoGPT's char-level Shakespeare: the first 90% trains; of the held-out last 10%, the first half
+validates and the second half tests. Training batches are random windows gathered in one vectorised index;
+validation and test read their split once, in order, in non-overlapping windows (the last one shorter).
+"""
+
+import hashlib
+import lzma
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset
+
+from vrnn_lightning.errors import ConfigError
+
+EMBEDDED_CORPUS = "tinyshakespeare.txt.xz"
+EMBEDDED_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+TRAIN_FRACTION = 0.9
+
+
+def load_corpus(path: str | Path | None = None) -> str:
+    """The text at `path`, or the embedded Tiny Shakespeare (checked against its sha256) when `path` is None."""
+    if path is None:
+        raw = lzma.decompress(resources.files("vrnn_lightning.data.assets").joinpath(EMBEDDED_CORPUS).read_bytes())
+        digest = hashlib.sha256(raw).hexdigest()
+        if digest != EMBEDDED_SHA256:
+            raise ConfigError(f"embedded corpus has sha256 {digest}, expected {EMBEDDED_SHA256}; reinstall the package")
+        return raw.decode("utf-8")
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"data.path={str(path)!r} is not a file; point it at a UTF-8 text file, or unset it for Tiny Shakespeare")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"data.path={str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start}); convert it to UTF-8") from None
+    if not text:
+        raise ConfigError(f"data.path={str(path)!r} is empty; point it at a file with text in it")
+    return text
+
+
+class Vocabulary:
+    """The sorted set of characters of a corpus; its string form is what checkpoints store."""
+
+    def __init__(self, chars: str) -> None:
+        self.chars = "".join(sorted(set(chars)))
+        self.index = {c: i for i, c in enumerate(self.chars)}
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> Tensor:
+        unknown = sorted(set(text) - self.index.keys())
+        if unknown:
+            raise ConfigError(f"characters {''.join(unknown)!r} are not in the vocabulary; use only {self.chars!r}")
+        return torch.tensor([self.index[c] for c in text], dtype=torch.long)
+
+    def decode(self, ids: Tensor | list[int]) -> str:
+        return "".join(self.chars[i] for i in torch.as_tensor(ids).tolist())
+
+
+def split_points(n: int) -> tuple[int, int]:
+    """End of train, end of validation: train [0, a), val [a, b), test [b, n)."""
+    train_end = int(n * TRAIN_FRACTION)
+    return train_end, train_end + (n - train_end) // 2
+
+
+class RandomWindows(IterableDataset):
+    """`num_batches` batches of `batch_size` random windows, each batch one gather from the corpus tensor."""
+
+    def __init__(self, data: Tensor, seq_len: int, batch_size: int, num_batches: int, seed: int) -> None:
+        self.data, self.seq_len, self.batch_size, self.num_batches = data, seq_len, batch_size, num_batches
+        self.seed, self.epoch = seed, 0
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self) -> Iterator[Tensor]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        offsets = torch.arange(self.seq_len)
+        for _ in range(self.num_batches):
+            starts = torch.randint(0, len(self.data) - self.seq_len + 1, (self.batch_size, 1), generator=generator)
+            yield self.data[starts + offsets]
+
+
+def sequential_windows(data: Tensor, seq_len: int, batch_size: int) -> list[Tensor]:
+    """Non-overlapping windows covering `data` exactly, batched; the remainder forms a last, shorter batch."""
+    full = len(data) // seq_len
+    windows = data[: full * seq_len].view(full, seq_len)
+    batches = list(windows.split(batch_size))
+    if len(data) > full * seq_len:
+        batches.append(data[full * seq_len :].unsqueeze(0))
+    return batches
+
+
+class CharDataModule(L.LightningDataModule):
+    """Character windows from a text corpus; `vocab` and `x_dim` are ready after construction."""
+
+    def __init__(
+        self,
+        path: str | None = None,
+        seq_len: int = 128,
+        batch_size: int = 64,
+        batches_per_epoch: int = 200,
+        eval_batch_size: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        for name, value in dict(seq_len=seq_len, batch_size=batch_size, batches_per_epoch=batches_per_epoch).items():
+            if value < 1:
+                raise ConfigError(f"data.{name} must be a positive integer, got {value}")
+        self.seq_len, self.batch_size, self.batches_per_epoch = seq_len, batch_size, batches_per_epoch
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.seed = seed
+        text = load_corpus(path)
+        self.vocab = Vocabulary(text)
+        train_end, val_end = split_points(len(text))
+        source = "the embedded Tiny Shakespeare" if path is None else f"data.path={path!r}"
+        if train_end < seq_len or val_end == train_end or val_end == len(text):
+            raise ConfigError(
+                f"{source} holds {len(text)} characters, too few for a training window of data.seq_len={seq_len} "
+                f"plus validation and test text; use a longer text (at least {int(seq_len / TRAIN_FRACTION) + 2} "
+                "characters) or a smaller data.seq_len"
+            )
+        ids = self.vocab.encode(text)
+        self.train_ids, self.val_ids, self.test_ids = ids[:train_end], ids[train_end:val_end], ids[val_end:]
+
+    @property
+    def x_dim(self) -> int:
+        return len(self.vocab)
+
+    def train_dataloader(self) -> DataLoader:
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        windows = RandomWindows(self.train_ids, self.seq_len, self.batch_size, self.batches_per_epoch, self.seed + 1000 * rank)
+        return DataLoader(windows, batch_size=None, pin_memory=self._pin_memory())
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.val_ids)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.test_ids)
+
+    def _eval_loader(self, ids: Tensor) -> DataLoader:
+        batches = sequential_windows(ids, self.seq_len, self.eval_batch_size)
+        return DataLoader(batches, batch_size=None, shuffle=False, pin_memory=self._pin_memory())
+
+    def _pin_memory(self) -> bool:
+        return self.trainer is not None and self.trainer.accelerator.__class__.__name__ == "CUDAAccelerator"

@@ -1,0 +1,153 @@
+"""The Variational Recurrent Neural Network of Chung et al. (2015), arXiv:1506.02216.
+
+At each step t, with h_{t-1} the recurrent state:
+    prior     p(z_t | h_{t-1})             = N(prior(h_{t-1}))
+    encoder   q(z_t | x_t, h_{t-1})        = N(encoder(phi_x(x_t), h_{t-1}))
+    decoder   p(x_t | z_t, h_{t-1})        = likelihood(decoder(phi_z(z_t), h_{t-1}))
+    recurrence h_t = rnn(phi_x(x_t), phi_z(z_t), h_{t-1})
+The per-step negative ELBO is  -log p(x_t | z_t, h_{t-1}) + KL(q || p).
+
+Only the encoder -> z_t -> phi_z -> recurrence path is sequential; phi_x of every step runs before the
+loop, and the prior, decoder and loss run after it on the stacked states.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from vrnn_lightning.models.distributions import DiagonalGaussian
+from vrnn_lightning.models.likelihoods import make_likelihood
+
+State = Tensor | tuple[Tensor, Tensor]
+
+
+@dataclass
+class VRNNOutput:
+    """Per-step terms, all (B, T) in nats, plus the two Gaussians (B, T, z_dim) for latent diagnostics."""
+
+    recon: Tensor
+    kl: Tensor
+    posterior: DiagonalGaussian
+    prior: DiagonalGaussian
+
+
+def mlp(in_dim: int, width: int, layers: int) -> nn.Sequential:
+    """`layers` x (Linear, ReLU): the feature extractors and the trunks of the prior, encoder and decoder."""
+    modules: list[nn.Module] = []
+    for i in range(layers):
+        modules += [nn.Linear(in_dim if i == 0 else width, width), nn.ReLU()]
+    return nn.Sequential(*modules)
+
+
+class VRNN(nn.Module):
+    """A VRNN over sequences x of shape (B, T, ...); the likelihood head fixes what x_t is."""
+
+    def __init__(
+        self,
+        x_dim: int,
+        likelihood: str = "categorical",
+        h_dim: int = 256,
+        z_dim: int = 32,
+        x_feat_dim: int = 256,
+        z_feat_dim: int = 256,
+        hidden_dim: int = 256,
+        mlp_layers: int = 2,
+        rnn: str = "gru",
+        min_std: float = 1e-4,
+    ) -> None:
+        super().__init__()
+        sizes = dict(x_dim=x_dim, h_dim=h_dim, z_dim=z_dim, x_feat_dim=x_feat_dim, z_feat_dim=z_feat_dim,
+                     hidden_dim=hidden_dim, mlp_layers=mlp_layers)
+        for name, value in sizes.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"model.{name} must be a positive integer, got {value!r}")
+        if rnn not in ("gru", "lstm"):
+            raise ValueError(f"model.rnn must be 'gru' or 'lstm', got {rnn!r}")
+        if not min_std > 0:
+            raise ValueError(f"model.min_std must be > 0 so no std reaches zero, got {min_std!r}")
+        self.config = dict(sizes, likelihood=likelihood, rnn=rnn, min_std=min_std)
+        self.h_dim, self.z_dim, self.min_std = h_dim, z_dim, min_std
+
+        self.likelihood = make_likelihood(likelihood, x_dim)
+        self.phi_x = mlp(self.likelihood.in_dim, x_feat_dim, mlp_layers)
+        self.phi_z = mlp(z_dim, z_feat_dim, mlp_layers)
+        self.prior = nn.Sequential(mlp(h_dim, hidden_dim, mlp_layers), nn.Linear(hidden_dim, 2 * z_dim))
+        self.encoder = nn.Sequential(mlp(x_feat_dim + h_dim, hidden_dim, mlp_layers), nn.Linear(hidden_dim, 2 * z_dim))
+        self.decoder = nn.Sequential(
+            mlp(z_feat_dim + h_dim, hidden_dim, mlp_layers), nn.Linear(hidden_dim, self.likelihood.param_dim)
+        )
+        cell = nn.GRUCell if rnn == "gru" else nn.LSTMCell
+        self.cell = cell(x_feat_dim + z_feat_dim, h_dim)
+
+    def initial_state(self, batch_size: int, device: torch.device | None = None) -> State:
+        h = torch.zeros(batch_size, self.h_dim, device=device)
+        return h if isinstance(self.cell, nn.GRUCell) else (h, torch.zeros_like(h))
+
+    @staticmethod
+    def hidden(state: State) -> Tensor:
+        """h_{t-1}, the part of the state the prior, encoder and decoder read."""
+        return state if isinstance(state, Tensor) else state[0]
+
+    def posterior_step(self, x_feat: Tensor, state: State, noise: Tensor) -> tuple[Tensor, Tensor, State]:
+        """One sequential step: encoder -> z_t -> phi_z -> recurrence. Returns (q params, phi_z(z_t), next state)."""
+        q_params = self.encoder(torch.cat([x_feat, self.hidden(state)], -1))
+        z = DiagonalGaussian.from_params(q_params, self.min_std).rsample(noise)
+        z_feat = self.phi_z(z)
+        return q_params, z_feat, self.cell(torch.cat([x_feat, z_feat], -1), state)
+
+    def forward(self, x: Tensor, noise: Tensor | None = None) -> VRNNOutput:
+        """Teacher-forced pass over x (B, T, ...); `noise` (B, T, z_dim) fixes the reparameterisation draws."""
+        x_feats = self.phi_x(self.likelihood.features(x))
+        batch, steps = x_feats.shape[:2]
+        if noise is None:
+            noise = torch.randn(batch, steps, self.z_dim, device=x_feats.device, dtype=x_feats.dtype)
+        state = self.initial_state(batch, x_feats.device)
+        hiddens, q_params, z_feats = [], [], []
+        for t in range(steps):
+            hiddens.append(self.hidden(state))
+            q, z_feat, state = self.posterior_step(x_feats[:, t], state, noise[:, t])
+            q_params.append(q)
+            z_feats.append(z_feat)
+        h_prev = torch.stack(hiddens, 1)
+        posterior = DiagonalGaussian.from_params(torch.stack(q_params, 1), self.min_std)
+        prior = DiagonalGaussian.from_params(self.prior(h_prev), self.min_std)
+        x_params = self.decoder(torch.cat([torch.stack(z_feats, 1), h_prev], -1))
+        return VRNNOutput(
+            recon=self.likelihood.nll(x_params, x), kl=posterior.kl(prior), posterior=posterior, prior=prior
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        length: int,
+        batch_size: int = 1,
+        prime: Tensor | None = None,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Sample `length` steps: prior -> z_t -> decoder -> x_t -> recurrence.
+
+        `prime` (B, P, ...) is read first through the encoder, as in training, so the samples continue it;
+        it is not repeated in the output. `temperature` scales the decoder's distribution.
+        """
+        device = next(self.parameters()).device
+        if prime is not None:
+            batch_size = prime.shape[0]
+        state = self.initial_state(batch_size, device)
+        if prime is not None:
+            x_feats = self.phi_x(self.likelihood.features(prime.to(device)))
+            for t in range(x_feats.shape[1]):
+                noise = torch.randn(batch_size, self.z_dim, device=device, generator=generator)
+                _, _, state = self.posterior_step(x_feats[:, t], state, noise)
+        samples = []
+        for _ in range(length):
+            h = self.hidden(state)
+            noise = torch.randn(batch_size, self.z_dim, device=device, generator=generator)
+            z = DiagonalGaussian.from_params(self.prior(h), self.min_std).rsample(noise)
+            z_feat = self.phi_z(z)
+            x_t = self.likelihood.sample(self.decoder(torch.cat([z_feat, h], -1)), temperature, generator)
+            samples.append(x_t)
+            x_feat = self.phi_x(self.likelihood.features(x_t.unsqueeze(1))).squeeze(1)
+            state = self.cell(torch.cat([x_feat, z_feat], -1), state)
+        return torch.stack(samples, 1)

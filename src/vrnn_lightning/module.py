@@ -1,0 +1,127 @@
+"""The LightningModule: negative ELBO, KL warm-up, logging, optimiser and schedule, text samples.
+
+Every term is logged per character (nats); `*/bpc` is the same bound in bits. `train/loss` is the objective
+being optimised (recon + beta * KL); `val/loss` and `test/loss` are always the full negative ELBO (beta = 1),
+so checkpoints are chosen by the bound.
+"""
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from vrnn_lightning.models import VRNN
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float) -> Callable[[int], float]:
+    """Learning-rate multiplier: linear warm-up, then cosine decay to `min_ratio`."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class VRNNModule(L.LightningModule):
+    def __init__(
+        self,
+        net: VRNN,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        lr_schedule: str = "constant",
+        warmup_steps: int = 0,
+        min_lr_ratio: float = 0.1,
+        kl_warmup_steps: int = 0,
+        vocab: str | None = None,
+        sample_length: int = 300,
+        sample_prompt: str = "",
+        sample_temperature: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"model.lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+        self.save_hyperparameters(ignore=["net", "optimizer"])
+        self.net = net
+        self.optimizer_factory = optimizer
+
+    def beta(self) -> float:
+        """KL weight: ramps linearly 0 -> 1 over `kl_warmup_steps` optimiser steps (1 when off)."""
+        steps = self.hparams.kl_warmup_steps
+        return 1.0 if steps <= 0 else min(1.0, self.global_step / steps)
+
+    def _shared_step(self, batch: Tensor, stage: str) -> Tensor:
+        out = self.net(batch)
+        recon, kl = out.recon.mean(), out.kl.mean()
+        beta = self.beta() if stage == "train" else 1.0
+        loss = recon + beta * kl
+        chars = batch.shape[0] * batch.shape[1]
+        on_step = stage == "train"
+        options = dict(on_step=on_step, on_epoch=not on_step, batch_size=chars, sync_dist=not on_step)
+        metrics = {f"{stage}/recon": recon, f"{stage}/kl": kl, f"{stage}/bpc": (recon + kl) / math.log(2)}
+        self.log_dict(metrics, **options)
+        self.log(f"{stage}/loss", loss, prog_bar=True, **options)
+        if on_step:
+            self.log("train/beta", beta, on_step=True, on_epoch=False)
+        return loss
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: Tensor, batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        if self.hparams.vocab is None or self.trainer.sanity_checking or not self.trainer.is_global_zero:
+            return
+        text = self.sample_text(self.hparams.sample_prompt, self.hparams.sample_length, self.hparams.sample_temperature)
+        experiment = getattr(self.logger, "experiment", None)
+        if hasattr(experiment, "add_text"):
+            # Markdown would eat the line breaks of verse; an indented block keeps them.
+            experiment.add_text("samples", "    " + text.replace("\n", "\n    "), self.global_step)
+
+    def sample_text(self, prompt: str, length: int, temperature: float = 1.0, seed: int | None = None) -> str:
+        """Prompt + `length` generated characters, decoded with the vocabulary stored in the module."""
+        chars = self.hparams.vocab
+        index = {c: i for i, c in enumerate(chars)}
+        unknown = sorted(set(prompt) - index.keys())
+        if unknown:
+            raise ValueError(f"prompt characters {''.join(unknown)!r} are not in the vocabulary {chars!r}")
+        prime = torch.tensor([[index[c] for c in prompt]], device=self.device) if prompt else None
+        generator = torch.Generator(self.device).manual_seed(seed) if seed is not None else None
+        was_training = self.net.training
+        self.net.eval()
+        ids = self.net.generate(length, batch_size=1, prime=prime, temperature=temperature, generator=generator)
+        self.net.train(was_training)
+        return prompt + "".join(chars[i] for i in ids[0].tolist())
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.hparams.lr_schedule == "constant" and self.hparams.warmup_steps <= 0:
+            return {"optimizer": optimizer}
+        total = self.trainer.estimated_stepping_batches
+        min_ratio = 1.0 if self.hparams.lr_schedule == "constant" else self.hparams.min_lr_ratio
+        factor = warmup_cosine(max(1, self.hparams.warmup_steps), int(total), min_ratio)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Enough to rebuild the network from the checkpoint alone (see `load_checkpoint`).
+        checkpoint["net_config"] = dict(self.net.config)
+
+    @classmethod
+    def load_checkpoint(cls, path: str, map_location: str | torch.device = "cpu") -> "VRNNModule":
+        """Rebuild module and network from a checkpoint written by training; no config files needed."""
+        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+        net = VRNN(**checkpoint["net_config"])
+        hparams = dict(checkpoint["hyper_parameters"])
+        module = cls(net=net, optimizer=torch.optim.AdamW, **hparams)
+        module.load_state_dict(checkpoint["state_dict"])
+        return module

@@ -1,0 +1,73 @@
+"""Train a VRNN: python -m vrnn_lightning.train [model=vrnn] [data=shakespeare] [trainer=gpu] [key=value ...]
+
+Seeds, builds data, network, module, loggers, callbacks and trainer from conf/, fits, tests the best
+checkpoint and prints the final metrics and the run folder.
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from vrnn_lightning.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def check_accelerator(accelerator: str) -> None:
+    """Fail early, in one line, where the config asks for a GPU the machine does not have."""
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError("trainer=gpu asks for a CUDA GPU but none is visible; use trainer=cpu (or trainer=default)")
+
+
+def check_fresh_run_folder(output_dir: Path, resuming: bool) -> None:
+    """Never write a new run over the checkpoints of an earlier one."""
+    checkpoints = output_dir / "checkpoints"
+    if not resuming and checkpoints.is_dir() and any(checkpoints.iterdir()):
+        raise ConfigError(f"run folder {output_dir} already holds checkpoints; choose a new hydra.run.dir or resume with ckpt_path=")
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit and test as `cfg` says; returns the final metrics. Callable without Hydra's main (tests do)."""
+    check_accelerator(str(cfg.trainer.get("accelerator", "auto")))
+    output_dir = Path(cfg.paths.output_dir)
+    check_fresh_run_folder(output_dir, resuming=cfg.get("ckpt_path") is not None)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data)
+    vocab = getattr(datamodule, "vocab", None)
+    net = instantiate(cfg.model, x_dim=datamodule.x_dim)
+    module = instantiate(cfg.module, net=net, vocab=vocab.chars if vocab is not None else None)
+    loggers = [instantiate(c) for c in cfg.get("logger", {}).values()]
+    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    log.info("network: %s parameters", f"{sum(p.numel() for p in net.parameters()):,}")
+
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if cfg.get("test"):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        trainer.test(module, datamodule=datamodule, ckpt_path=best or None)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    try:
+        metrics = train(cfg)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    for name in sorted(metrics):
+        print(f"{name:>12}: {metrics[name]:.4f}")
+    print(f"run folder: {cfg.paths.output_dir}")
+
+
+if __name__ == "__main__":
+    main()
