@@ -6,11 +6,11 @@ checkpoint and prints the final metrics and the run folder.
 
 import logging
 import sys
-from pathlib import Path
 
 import hydra
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -25,19 +25,19 @@ def check_accelerator(accelerator: str) -> None:
         raise ConfigError("trainer=gpu asks for a CUDA GPU but none is visible; use trainer=cpu (or trainer=default)")
 
 
-def check_fresh_run_folder(output_dir: Path, resuming: bool) -> None:
-    """Never write a new run over the checkpoints of an earlier one."""
-    checkpoints = output_dir / "checkpoints"
-    if not resuming and checkpoints.is_dir() and any(checkpoints.iterdir()):
-        raise ConfigError(f"run folder {output_dir} already holds checkpoints; choose a new hydra.run.dir or resume with ckpt_path=")
+def user_error(err: Exception) -> str | None:
+    """The message of a bad-input error: a ConfigError, or a ValueError a constructor raised on a config value."""
+    if isinstance(err, ConfigError):
+        return str(err)
+    if isinstance(err, InstantiationException) and isinstance(err.__cause__, ValueError):
+        return str(err.__cause__)
+    return None
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test as `cfg` says; returns the final metrics. Callable without Hydra's main (tests do)."""
     check_accelerator(str(cfg.trainer.get("accelerator", "auto")))
-    output_dir = Path(cfg.paths.output_dir)
-    check_fresh_run_folder(output_dir, resuming=cfg.get("ckpt_path") is not None)
-    L.seed_everything(cfg.seed, workers=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.data)
     vocab = getattr(datamodule, "vocab", None)
@@ -61,8 +61,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
 def main(cfg: DictConfig) -> None:
     try:
         metrics = train(cfg)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:
+        message = user_error(err)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
     for name in sorted(metrics):
         print(f"{name:>12}: {metrics[name]:.4f}")

@@ -1,0 +1,22 @@
+"""Hydra callbacks: hooks that must run before Hydra writes into a run folder."""
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+
+class RefuseUsedRunFolder(Callback):
+    """Stop before Hydra writes .hydra/ and logs into a folder an earlier run already filled.
+
+    A resumed run (`ckpt_path=` set) may reuse its own folder.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        run_dir = Path(config.hydra.run.dir)
+        if config.get("ckpt_path") is None and run_dir.is_dir() and any(run_dir.iterdir()):
+            print(f"error: run folder {run_dir} already holds an earlier run; choose a new hydra.run.dir "
+                  "(or resume that run with ckpt_path=)", file=sys.stderr)
+            sys.exit(2)

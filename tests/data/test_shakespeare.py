@@ -1,0 +1,87 @@
+import pytest
+import torch
+
+from vrnn_lightning.data import CharDataModule, Vocabulary, load_corpus
+from vrnn_lightning.data.shakespeare import RandomWindows, sequential_windows, split_points
+from vrnn_lightning.errors import ConfigError
+
+
+def test_embedded_corpus_is_tiny_shakespeare():
+    text = load_corpus()
+    assert len(text) == 1_115_394
+    assert len(set(text)) == 65
+    assert text.startswith("First Citizen:")
+
+
+def test_vocabulary_round_trip():
+    vocab = Vocabulary("hello world")
+    assert vocab.chars == " dehlorw"
+    ids = vocab.encode("hold")
+    assert ids.dtype == torch.long and vocab.decode(ids) == "hold"
+
+
+def test_vocabulary_names_unknown_characters():
+    with pytest.raises(ConfigError, match="'xz' are not in the vocabulary"):
+        Vocabulary("abc").encode("axz")
+
+
+def test_split_matches_nanogpt_and_halves_the_held_out_tenth():
+    train_end, val_end = split_points(1_115_394)
+    assert train_end == int(1_115_394 * 0.9) == 1_003_854
+    assert val_end - train_end == 55_770 and 1_115_394 - val_end == 55_770
+
+
+def test_datamodule_splits_partition_the_corpus():
+    dm = CharDataModule(seq_len=64)
+    text = load_corpus()
+    assert len(dm.train_ids) + len(dm.val_ids) + len(dm.test_ids) == len(text)
+    assert dm.vocab.decode(dm.val_ids[:20]) == text[1_003_854 : 1_003_874]
+    assert dm.vocab.decode(dm.test_ids[-20:]) == text[-20:]
+    assert dm.x_dim == 65
+
+
+def test_random_windows_are_contiguous_slices_and_reseeded_each_epoch():
+    data = torch.arange(1000)
+    windows = RandomWindows(data, seq_len=16, batch_size=8, num_batches=3, seed=0)
+    first = list(windows)
+    assert len(first) == 3 and all(b.shape == (8, 16) for b in first)
+    assert all(torch.equal(b[:, 1:] - b[:, :-1], torch.ones(8, 15, dtype=torch.long)) for b in first)
+    second = list(windows)
+    assert not torch.equal(first[0], second[0])
+
+
+def test_sequential_windows_cover_the_split_exactly_once():
+    data = torch.arange(103)
+    batches = sequential_windows(data, seq_len=10, batch_size=4)
+    assert [tuple(b.shape) for b in batches] == [(4, 10), (4, 10), (2, 10), (1, 3)]
+    assert torch.equal(torch.cat([b.flatten() for b in batches]), data)
+
+
+def test_any_utf8_file_can_be_the_corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("ünïcödé text, " * 200, encoding="utf-8")
+    dm = CharDataModule(path=str(path), seq_len=32)
+    assert "ü" in dm.vocab.chars
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "is not a file; point it at a UTF-8 text file"),
+        (b"", "is empty"),
+        (b"\xff\xfe\x00bad" * 100, "is not UTF-8 text"),
+        (b"too short", "too few for a training window of data.seq_len=128"),
+    ],
+)
+def test_bad_corpus_gives_one_line_naming_the_fix(tmp_path, content, message):
+    path = tmp_path / "corpus.txt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as err:
+        CharDataModule(path=str(path), seq_len=128)
+    assert "\n" not in str(err.value)
+
+
+def test_sizes_must_be_positive():
+    with pytest.raises(ConfigError, match="data.seq_len must be a positive integer"):
+        CharDataModule(seq_len=0)

@@ -1,0 +1,110 @@
+"""End to end: the real entry point, as a user types it, on a tiny config."""
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from vrnn_lightning.module import VRNNModule
+
+TINY = [
+    "model.h_dim=16", "model.z_dim=4", "model.x_feat_dim=8", "model.z_feat_dim=8", "model.hidden_dim=16",
+    "data.seq_len=16", "data.batch_size=4", "data.batches_per_epoch=3", "data.eval_batch_size=8",
+    "trainer=cpu", "trainer.max_steps=6", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2",
+    "trainer.log_every_n_steps=1", "module.sample_length=40", "module.warmup_steps=2",
+]
+
+
+def run_train(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "vrnn_lightning.train", *overrides],
+        cwd=cwd, capture_output=True, text=True, timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    root = tmp_path_factory.mktemp("train")
+    run_dir = root / "run"
+    return run_train(*TINY, f"hydra.run.dir={run_dir}", cwd=root), run_dir
+
+
+def test_train_writes_separate_finite_kl_and_recon_curves(tiny_run):
+    result, run_dir = tiny_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = EventAccumulator(str(run_dir / "tensorboard"))  # fit and test each write an event file
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    for tag in ["train/kl", "train/recon", "train/loss", "val/kl", "val/recon", "val/loss", "val/bpc", "test/bpc"]:
+        assert tag in scalars, f"{tag} missing from {scalars}"
+        assert all(math.isfinite(e.value) for e in events.Scalars(tag))
+    val = {t: events.Scalars(t)[-1].value for t in ["val/kl", "val/recon", "val/loss", "val/bpc"]}
+    assert val["val/loss"] == pytest.approx(val["val/kl"] + val["val/recon"], rel=1e-5)
+    assert val["val/bpc"] == pytest.approx(val["val/loss"] / math.log(2), rel=1e-5)
+    assert "samples/text_summary" in events.Tags()["tensors"]
+
+
+def test_train_prints_metrics_and_run_folder(tiny_run):
+    result, run_dir = tiny_run
+    assert "test/bpc:" in result.stdout and f"run folder: {run_dir}" in result.stdout
+
+
+def test_train_leaves_a_checkpoint_that_alone_can_sample(tiny_run):
+    _, run_dir = tiny_run
+    checkpoints = run_dir / "checkpoints"
+    assert (checkpoints / "last.ckpt").is_file() and list(checkpoints.glob("best-*.ckpt"))
+    module = VRNNModule.load_checkpoint(str(checkpoints / "last.ckpt"))
+    text = module.sample_text("ROMEO:", 30, seed=0)
+    assert text.startswith("ROMEO:") and len(text) == 36
+
+
+def test_fast_dev_run_debug_config(tmp_path):
+    result = run_train(*TINY, "debug=fdr", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test/loss:" in result.stdout
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-3000:]
+    assert all(f in lines[0] for f in fragments), lines[0]
+
+
+@pytest.mark.parametrize(
+    "content, fragments",
+    [(None, ["is not a file", "UTF-8 text file"]), (b"", ["is empty"]), (b"\xff\xfe" * 50, ["is not UTF-8"]),
+     (b"short text", ["too few for a training window", "smaller data.seq_len"])],
+)
+def test_bad_corpus_exits_with_one_line(tmp_path, content, fragments):
+    corpus = tmp_path / "corpus.txt"
+    if content is not None:
+        corpus.write_bytes(content)
+    result = run_train(*TINY, f"data.path={corpus}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert_one_line_error(result, "data.path=", *fragments)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_gpu_trainer_without_cuda_names_trainer_cpu(tmp_path):
+    result = run_train("trainer=gpu", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert_one_line_error(result, "trainer=gpu", "trainer=cpu")
+
+
+def test_an_earlier_run_folder_is_never_written_over(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text("earlier run")
+    result = run_train(*TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert_one_line_error(result, "already holds an earlier run", "hydra.run.dir")
+    assert (run_dir / ".hydra" / "config.yaml").read_text() == "earlier run"
+    assert sorted(p.name for p in run_dir.iterdir()) == [".hydra"]
+
+
+def test_invalid_model_size_exits_with_one_line(tmp_path):
+    result = run_train(*TINY, "model.z_dim=0", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert_one_line_error(result, "model.z_dim must be a positive integer, got 0")
