@@ -14,7 +14,7 @@ def test_categorical_nll_is_cross_entropy_per_step():
 
 
 def test_categorical_features_are_one_hot():
-    feats = Categorical(4).features(torch.tensor([[0, 3]]))
+    feats = Categorical(4).features(torch.tensor([[0, 3]]), torch.float32)
     assert torch.equal(feats, torch.tensor([[[1.0, 0, 0, 0], [0, 0, 0, 1]]]))
 
 

@@ -15,8 +15,8 @@ class Likelihood(nn.Module):
     in_dim: int
     param_dim: int
 
-    def features(self, x: Tensor) -> Tensor:
-        """(B, T, ...) observations -> (B, T, in_dim) float features for phi_x."""
+    def features(self, x: Tensor, dtype: torch.dtype) -> Tensor:
+        """(B, T, ...) observations -> (B, T, in_dim) features of `dtype` for phi_x."""
         raise NotImplementedError
 
     def nll(self, params: Tensor, x: Tensor) -> Tensor:
@@ -35,8 +35,8 @@ class Categorical(Likelihood):
         super().__init__()
         self.in_dim = self.param_dim = num_classes
 
-    def features(self, x: Tensor) -> Tensor:
-        return F.one_hot(x, self.in_dim).float()
+    def features(self, x: Tensor, dtype: torch.dtype) -> Tensor:
+        return F.one_hot(x, self.in_dim).to(dtype)
 
     def nll(self, params: Tensor, x: Tensor) -> Tensor:
         return F.cross_entropy(params.flatten(0, 1), x.flatten(), reduction="none").view_as(x)

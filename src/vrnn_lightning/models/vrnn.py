@@ -7,13 +7,15 @@ At each step t, with h_{t-1} the recurrent state:
     recurrence h_t = rnn(phi_x(x_t), phi_z(z_t), h_{t-1})
 The per-step negative ELBO is  -log p(x_t | z_t, h_{t-1}) + KL(q || p).
 
-Only the encoder -> z_t -> phi_z -> recurrence path is sequential; phi_x of every step runs before the
-loop, and the prior, decoder and loss run after it on the stacked states.
+Only the encoder -> z_t -> phi_z -> recurrence path is sequential; phi_x and the x-parts of the encoder and
+the recurrence run for every step before the loop, and the prior, decoder and loss run after it on the
+stacked states.
 """
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vrnn_lightning.models.distributions import DiagonalGaussian
@@ -30,6 +32,22 @@ class VRNNOutput:
     kl: Tensor
     posterior: DiagonalGaussian
     prior: DiagonalGaussian
+
+
+def gru_update(gates_x: Tensor, gates_h: Tensor, h: Tensor) -> Tensor:
+    """nn.GRUCell's update from its two pre-activations (input part, hidden part), each (B, 3H) as r, z, n."""
+    x_r, x_z, x_n = gates_x.chunk(3, -1)
+    h_r, h_z, h_n = gates_h.chunk(3, -1)
+    reset, update = torch.sigmoid(torch.cat([x_r + h_r, x_z + h_z], -1)).chunk(2, -1)
+    candidate = torch.tanh(torch.addcmul(x_n, reset, h_n))
+    return torch.lerp(candidate, h, update)
+
+
+def lstm_update(gates: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """nn.LSTMCell's update from its summed pre-activation (B, 4H) ordered i, f, g, o."""
+    in_gate, forget_gate, cell_gate, out_gate = gates.chunk(4, -1)
+    c = torch.sigmoid(forget_gate) * state[1] + torch.sigmoid(in_gate) * torch.tanh(cell_gate)
+    return torch.sigmoid(out_gate) * torch.tanh(c), c
 
 
 def mlp(in_dim: int, width: int, layers: int) -> nn.Sequential:
@@ -80,8 +98,14 @@ class VRNN(nn.Module):
         cell = nn.GRUCell if rnn == "gru" else nn.LSTMCell
         self.cell = cell(x_feat_dim + z_feat_dim, h_dim)
 
-    def initial_state(self, batch_size: int, device: torch.device | None = None) -> State:
-        h = torch.zeros(batch_size, self.h_dim, device=device)
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.cell.weight_hh.dtype
+
+    def initial_state(
+        self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> State:
+        h = torch.zeros(batch_size, self.h_dim, device=device, dtype=dtype)
         return h if isinstance(self.cell, nn.GRUCell) else (h, torch.zeros_like(h))
 
     @staticmethod
@@ -97,20 +121,45 @@ class VRNN(nn.Module):
         return q_params, z_feat, self.cell(torch.cat([x_feat, z_feat], -1), state)
 
     def forward(self, x: Tensor, noise: Tensor | None = None) -> VRNNOutput:
-        """Teacher-forced pass over x (B, T, ...); `noise` (B, T, z_dim) fixes the reparameterisation draws."""
-        x_feats = self.phi_x(self.likelihood.features(x))
+        """Teacher-forced pass over x (B, T, ...); `noise` (B, T, z_dim) fixes the reparameterisation draws.
+
+        Time-parallel: the x-parts of the encoder's first layer and of the recurrence's input are computed for
+        all steps before the loop, and one matmul per step serves both h-parts. The loop holds only what
+        depends on h_{t-1}. `reference.per_step_forward` is the plain formulation it must match.
+        """
+        x_feats = self.phi_x(self.likelihood.features(x, self.dtype))
         batch, steps = x_feats.shape[:2]
         if noise is None:
             noise = torch.randn(batch, steps, self.z_dim, device=x_feats.device, dtype=x_feats.dtype)
-        state = self.initial_state(batch, x_feats.device)
-        hiddens, q_params, z_feats = [], [], []
+        x_width = x_feats.shape[-1]
+        enc_first, enc_rest = self.encoder[0][0], nn.Sequential(*self.encoder[0][2:], self.encoder[1])
+        cell = self.cell
+        # unbind, not indexing in the loop: T selects would each cost a full-size zero gradient in backward.
+        enc_x = F.linear(x_feats, enc_first.weight[:, :x_width], enc_first.bias).unbind(1)
+        gates_x = F.linear(x_feats, cell.weight_ih[:, :x_width], cell.bias_ih).unbind(1)
+        noise_t = noise.unbind(1)
+        w_gates_z = cell.weight_ih[:, x_width:].t()
+        # h_{t-1} feeds the encoder and the recurrence: one matmul per step for both.
+        w_h = torch.cat([enc_first.weight[:, x_width:], cell.weight_hh], 0).t()
+        b_h = torch.cat([torch.zeros_like(enc_first.bias), cell.bias_hh])
+        enc_width = enc_first.out_features
+
+        state = self.initial_state(batch, x_feats.device, x_feats.dtype)
+        hiddens, means, stds, z_feats = [], [], [], []
         for t in range(steps):
-            hiddens.append(self.hidden(state))
-            q, z_feat, state = self.posterior_step(x_feats[:, t], state, noise[:, t])
-            q_params.append(q)
+            h = self.hidden(state)
+            hiddens.append(h)
+            enc_h, gates_h = torch.addmm(b_h, h, w_h).split([enc_width, w_h.shape[1] - enc_width], -1)
+            mean, raw_std = enc_rest(torch.relu(enc_x[t] + enc_h)).chunk(2, -1)
+            std = F.softplus(raw_std) + self.min_std
+            z_feat = self.phi_z(torch.addcmul(mean, std, noise_t[t]))
+            gates = torch.addmm(gates_x[t], z_feat, w_gates_z)
+            state = gru_update(gates, gates_h, h) if isinstance(state, Tensor) else lstm_update(gates + gates_h, state)
+            means.append(mean)
+            stds.append(std)
             z_feats.append(z_feat)
         h_prev = torch.stack(hiddens, 1)
-        posterior = DiagonalGaussian.from_params(torch.stack(q_params, 1), self.min_std)
+        posterior = DiagonalGaussian(torch.stack(means, 1), torch.stack(stds, 1))
         prior = DiagonalGaussian.from_params(self.prior(h_prev), self.min_std)
         x_params = self.decoder(torch.cat([torch.stack(z_feats, 1), h_prev], -1))
         return VRNNOutput(
@@ -136,7 +185,7 @@ class VRNN(nn.Module):
             batch_size = prime.shape[0]
         state = self.initial_state(batch_size, device)
         if prime is not None:
-            x_feats = self.phi_x(self.likelihood.features(prime.to(device)))
+            x_feats = self.phi_x(self.likelihood.features(prime.to(device), self.dtype))
             for t in range(x_feats.shape[1]):
                 noise = torch.randn(batch_size, self.z_dim, device=device, generator=generator)
                 _, _, state = self.posterior_step(x_feats[:, t], state, noise)
@@ -148,6 +197,6 @@ class VRNN(nn.Module):
             z_feat = self.phi_z(z)
             x_t = self.likelihood.sample(self.decoder(torch.cat([z_feat, h], -1)), temperature, generator)
             samples.append(x_t)
-            x_feat = self.phi_x(self.likelihood.features(x_t.unsqueeze(1))).squeeze(1)
+            x_feat = self.phi_x(self.likelihood.features(x_t.unsqueeze(1), self.dtype)).squeeze(1)
             state = self.cell(torch.cat([x_feat, z_feat], -1), state)
         return torch.stack(samples, 1)
