@@ -40,5 +40,5 @@ def test_default_config_builds_data_network_and_module():
 
 def test_reference_experiment_pins_the_reported_setup():
     cfg = compose_train(["experiment=shakespeare_vrnn"])
-    assert (cfg.model.h_dim, cfg.model.z_dim, cfg.data.seq_len, cfg.data.batch_size) == (256, 32, 128, 64)
+    assert (cfg.model.h_dim, cfg.model.z_dim, cfg.data.seq_len, cfg.data.batch_size) == (256, 32, 128, 32)
     assert cfg.task_name == "shakespeare_vrnn"

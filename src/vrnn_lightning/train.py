@@ -43,8 +43,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     vocab = getattr(datamodule, "vocab", None)
     net = instantiate(cfg.model, x_dim=datamodule.x_dim)
     module = instantiate(cfg.module, net=net, vocab=vocab.chars if vocab is not None else None)
-    loggers = [instantiate(c) for c in cfg.get("logger", {}).values()]
-    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
+    # `callbacks.progress_bar=null` (or `logger=null`) switches one off.
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     log.info("network: %s parameters", f"{sum(p.numel() for p in net.parameters()):,}")
 
