@@ -2,36 +2,18 @@
 
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from tests.conftest import TINY, run_main
 from vrnn_lightning.module import VRNNModule
-
-TINY = [
-    "model.h_dim=16", "model.z_dim=4", "model.x_feat_dim=8", "model.z_feat_dim=8", "model.hidden_dim=16",
-    "data.seq_len=16", "data.batch_size=4", "data.batches_per_epoch=3", "data.eval_batch_size=8",
-    "trainer=cpu", "trainer.max_steps=6", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2",
-    "trainer.log_every_n_steps=1", "module.sample_length=40", "module.warmup_steps=2",
-]
 
 
 def run_train(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "vrnn_lightning.train", *overrides],
-        cwd=cwd, capture_output=True, text=True, timeout=300,
-    )
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
-    root = tmp_path_factory.mktemp("train")
-    run_dir = root / "run"
-    return run_train(*TINY, f"hydra.run.dir={run_dir}", cwd=root), run_dir
-
+    return run_main("train", *overrides, cwd=cwd)
 
 def test_train_writes_separate_finite_kl_and_recon_curves(tiny_run):
     result, run_dir = tiny_run
@@ -108,3 +90,15 @@ def test_an_earlier_run_folder_is_never_written_over(tmp_path):
 def test_invalid_model_size_exits_with_one_line(tmp_path):
     result = run_train(*TINY, "model.z_dim=0", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert_one_line_error(result, "model.z_dim must be a positive integer, got 0")
+
+
+
+def test_mnist_run_writes_image_grids_and_the_per_image_bound(tiny_mnist_run):
+    result, run_dir = tiny_mnist_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert {"images/reconstructions", "images/samples", "images/completions"} <= set(events.Tags()["images"])
+    assert events.Images("images/samples")[-1].width > 28 * 8
+    bound = events.Scalars("val/nll_bound")[-1].value
+    assert math.isfinite(bound) and bound == pytest.approx(28 * events.Scalars("val/loss")[-1].value, rel=1e-4)

@@ -11,12 +11,13 @@ from omegaconf import DictConfig
 class RefuseUsedRunFolder(Callback):
     """Stop before Hydra writes .hydra/ and logs into a folder an earlier run already filled.
 
-    A resumed run (`ckpt_path=` set) may reuse its own folder.
+    A resumed training run (`ckpt_path=` set) may reuse its own folder.
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         run_dir = Path(config.hydra.run.dir)
-        if config.get("ckpt_path") is None and run_dir.is_dir() and any(run_dir.iterdir()):
+        resuming = config.hydra.job.config_name == "train" and config.get("ckpt_path") is not None
+        if not resuming and run_dir.is_dir() and any(run_dir.iterdir()):
             print(f"error: run folder {run_dir} already holds an earlier run; choose a new hydra.run.dir "
                   "(or resume that run with ckpt_path=)", file=sys.stderr)
             sys.exit(2)

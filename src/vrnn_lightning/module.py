@@ -1,8 +1,9 @@
-"""The LightningModule: negative ELBO, KL warm-up, logging, optimiser and schedule, text samples.
+"""The LightningModule: negative ELBO, KL warm-up, logging, optimiser and schedule, samples for TensorBoard.
 
-Every term is logged per character (nats); `*/bpc` is the same bound in bits. `train/loss` is the objective
-being optimised (recon + beta * KL); `val/loss` and `test/loss` are always the full negative ELBO (beta = 1),
-so checkpoints are chosen by the bound.
+Every term is logged per step (per character for text, per row for images), in nats. Text adds `*/bpc`, the
+bound in bits per character; images add `*/nll_bound`, the bound in nats per image. `train/loss` is the
+objective being optimised (recon + beta * KL); `val/loss` and `test/loss` are always the full negative ELBO
+(beta = 1), so checkpoints are chosen by the bound.
 """
 
 import math
@@ -13,6 +14,9 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from vrnn_lightning.checkpoints import read_checkpoint
+from vrnn_lightning.errors import ConfigError
+from vrnn_lightning.images import image_grid, sequences_to_images
 from vrnn_lightning.models import VRNN
 
 
@@ -38,6 +42,7 @@ class VRNNModule(L.LightningModule):
         min_lr_ratio: float = 0.1,
         kl_warmup_steps: int = 0,
         vocab: str | None = None,
+        image_layout: str | None = None,
         sample_length: int = 300,
         sample_prompt: str = "",
         sample_temperature: float = 1.0,
@@ -48,6 +53,7 @@ class VRNNModule(L.LightningModule):
         self.save_hyperparameters(ignore=["net", "optimizer"])
         self.net = net
         self.optimizer_factory = optimizer
+        self.first_val_batch: Tensor | None = None
 
     def beta(self) -> float:
         """KL weight: ramps linearly 0 -> 1 over `kl_warmup_steps` optimiser steps (1 when off)."""
@@ -59,12 +65,17 @@ class VRNNModule(L.LightningModule):
         recon, kl = out.recon.mean(), out.kl.mean()
         beta = self.beta() if stage == "train" else 1.0
         loss = recon + beta * kl
-        chars = batch.shape[0] * batch.shape[1]
+        steps = batch.shape[0] * batch.shape[1]
         on_step = stage == "train"
-        options = dict(on_step=on_step, on_epoch=not on_step, batch_size=chars, sync_dist=not on_step)
-        metrics = {f"{stage}/recon": recon, f"{stage}/kl": kl, f"{stage}/bpc": (recon + kl) / math.log(2)}
+        options = dict(on_step=on_step, on_epoch=not on_step, batch_size=steps, sync_dist=not on_step)
+        metrics = {f"{stage}/recon": recon, f"{stage}/kl": kl}
+        if self.hparams.vocab is not None:
+            metrics[f"{stage}/bpc"] = (recon + kl) / math.log(2)
         self.log_dict(metrics, **options)
         self.log(f"{stage}/loss", loss, prog_bar=True, **options)
+        if self.hparams.image_layout is not None:
+            per_image = dict(options, batch_size=batch.shape[0])
+            self.log(f"{stage}/nll_bound", (out.recon + out.kl).sum(1).mean(), **per_image)
         if on_step:
             self.log("train/beta", beta, on_step=True, on_epoch=False)
         return loss
@@ -73,19 +84,44 @@ class VRNNModule(L.LightningModule):
         return self._shared_step(batch, "train")
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        if batch_idx == 0:
+            self.first_val_batch = batch[:8]
         self._shared_step(batch, "val")
 
     def test_step(self, batch: Tensor, batch_idx: int) -> None:
         self._shared_step(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
-        if self.hparams.vocab is None or self.trainer.sanity_checking or not self.trainer.is_global_zero:
-            return
-        text = self.sample_text(self.hparams.sample_prompt, self.hparams.sample_length, self.hparams.sample_temperature)
         experiment = getattr(self.logger, "experiment", None)
-        if hasattr(experiment, "add_text"):
+        if self.trainer.sanity_checking or not self.trainer.is_global_zero or not hasattr(experiment, "add_text"):
+            return
+        if self.hparams.vocab is not None:
+            text = self.sample_text(self.hparams.sample_prompt, self.hparams.sample_length, self.hparams.sample_temperature)
             # Markdown would eat the line breaks of verse; an indented block keeps them.
             experiment.add_text("samples", "    " + text.replace("\n", "\n    "), self.global_step)
+        if self.hparams.image_layout is not None and self.first_val_batch is not None:
+            for name, grid in self.image_grids(self.first_val_batch).items():
+                experiment.add_image(name, grid, self.global_step, dataformats="HW")
+
+    @torch.no_grad()
+    def image_grids(self, x: Tensor, seed: int = 0) -> dict[str, Tensor]:
+        """Pictures of a batch of image sequences (B, T, D): inputs over their reconstructions (decoder means
+        given posterior samples), samples from the prior, and the inputs' top halves over their completions."""
+        was_training = self.net.training
+        self.net.eval()
+        generator = torch.Generator(self.device).manual_seed(seed)
+        steps, half = x.shape[1], x.shape[1] // 2
+        reconstructions = self.net.likelihood.mean(self.net(x).x_params)
+        samples = self.net.generate(steps, batch_size=2 * len(x), generator=generator)
+        completions = self.net.generate(steps - half, prime=x[:, :half], generator=generator)
+        self.net.train(was_training)
+        to_images = lambda seqs: sequences_to_images(seqs.cpu(), self.hparams.image_layout)  # noqa: E731
+        count = len(x)
+        return {
+            "images/reconstructions": image_grid(to_images(torch.cat([x, reconstructions])), count),
+            "images/samples": image_grid(to_images(samples), count),
+            "images/completions": image_grid(to_images(torch.cat([x, torch.cat([x[:, :half], completions], 1)])), count),
+        }
 
     def sample_text(self, prompt: str, length: int, temperature: float = 1.0, seed: int | None = None) -> str:
         """Prompt + `length` generated characters, decoded with the vocabulary stored in the module."""
@@ -93,7 +129,7 @@ class VRNNModule(L.LightningModule):
         index = {c: i for i, c in enumerate(chars)}
         unknown = sorted(set(prompt) - index.keys())
         if unknown:
-            raise ValueError(f"prompt characters {''.join(unknown)!r} are not in the vocabulary {chars!r}")
+            raise ConfigError(f"prompt characters {''.join(unknown)!r} are not in the vocabulary {chars!r}")
         prime = torch.tensor([[index[c] for c in prompt]], device=self.device) if prompt else None
         generator = torch.Generator(self.device).manual_seed(seed) if seed is not None else None
         was_training = self.net.training
@@ -113,13 +149,16 @@ class VRNNModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Enough to rebuild the network from the checkpoint alone (see `load_checkpoint`).
+        # Enough to rebuild the network, and the data module, from the checkpoint alone.
         checkpoint["net_config"] = dict(self.net.config)
+        datamodule = getattr(self._trainer, "datamodule", None)
+        if datamodule is not None:
+            checkpoint["datamodule_class"] = f"{type(datamodule).__module__}.{type(datamodule).__qualname__}"
 
     @classmethod
     def load_checkpoint(cls, path: str, map_location: str | torch.device = "cpu") -> "VRNNModule":
         """Rebuild module and network from a checkpoint written by training; no config files needed."""
-        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+        checkpoint = read_checkpoint(path, map_location)
         net = VRNN(**checkpoint["net_config"])
         hparams = dict(checkpoint["hyper_parameters"])
         module = cls(net=net, optimizer=torch.optim.AdamW, **hparams)

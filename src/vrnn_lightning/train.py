@@ -39,10 +39,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_accelerator(str(cfg.trainer.get("accelerator", "auto")))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    datamodule = instantiate(cfg.data)
-    vocab = getattr(datamodule, "vocab", None)
+    datamodule = instantiate(cfg.data, _convert_="all")  # plain containers: checkpoints load with weights_only
     net = instantiate(cfg.model, x_dim=datamodule.x_dim)
-    module = instantiate(cfg.module, net=net, vocab=vocab.chars if vocab is not None else None)
+    module = instantiate(cfg.module, net=net, **datamodule.metadata)
     # `callbacks.progress_bar=null` (or `logger=null`) switches one off.
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]

@@ -1,8 +1,10 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from vrnn_lightning.models import Categorical, make_likelihood
+from vrnn_lightning.models import Bernoulli, Categorical, Gaussian, make_likelihood
 
 
 def test_categorical_nll_is_cross_entropy_per_step():
@@ -30,3 +32,38 @@ def test_zero_temperature_is_argmax_and_low_temperature_concentrates():
 def test_unknown_likelihood_names_the_choices():
     with pytest.raises(ValueError, match="model.likelihood='poisson' is unknown; choose one of"):
         make_likelihood("poisson", 4)
+
+
+def test_bernoulli_nll_is_binary_cross_entropy_summed_over_pixels():
+    torch.manual_seed(0)
+    logits, x = torch.randn(2, 3, 28), torch.randint(0, 2, (2, 3, 28)).float()
+    expected = -(x * F.logsigmoid(logits) + (1 - x) * F.logsigmoid(-logits)).sum(-1)
+    assert torch.allclose(Bernoulli(28).nll(logits, x), expected, atol=1e-5)
+    assert set(Bernoulli(28).sample(logits[:, 0]).unique().tolist()) <= {0.0, 1.0}
+
+
+def test_fixed_std_gaussian_is_scaled_mse_plus_a_constant():
+    torch.manual_seed(0)
+    head = Gaussian(5, std=0.5)
+    params, x = torch.randn(4, 2, 5), torch.rand(4, 2, 5)
+    mse = (x - torch.sigmoid(params)).pow(2).sum(-1)
+    constant = 5 * (math.log(0.5) + 0.5 * math.log(2 * math.pi))
+    assert torch.allclose(head.nll(params, x), mse / (2 * 0.25) + constant, atol=1e-5)
+    assert head.param_dim == 5
+
+
+def test_learned_std_gaussian_matches_torch_normal():
+    torch.manual_seed(0)
+    head = Gaussian(3)
+    params, x = torch.randn(2, 4, 6), torch.rand(2, 4, 3)
+    mean, std = torch.sigmoid(params[..., :3]), F.softplus(params[..., 3:]) + head.min_std
+    expected = -torch.distributions.Normal(mean, std).log_prob(x).sum(-1)
+    assert head.param_dim == 6 and torch.allclose(head.nll(params, x), expected, atol=1e-5)
+    assert ((head.sample(params[:, 0]) >= 0) & (head.sample(params[:, 0]) <= 1)).all()
+
+
+def test_output_std_only_for_gaussian():
+    with pytest.raises(ValueError, match="model.output_std applies only to model.likelihood=gaussian"):
+        make_likelihood("bernoulli", 28, output_std=1.0)
+    with pytest.raises(ValueError, match="model.output_std must be > 0"):
+        make_likelihood("gaussian", 28, output_std=0.0)

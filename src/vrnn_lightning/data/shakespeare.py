@@ -111,6 +111,7 @@ class CharDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        self.save_hyperparameters()  # checkpoints carry them, so eval and sample can rebuild this module
         for name, value in dict(seq_len=seq_len, batch_size=batch_size, batches_per_epoch=batches_per_epoch).items():
             if value < 1:
                 raise ConfigError(f"data.{name} must be a positive integer, got {value}")
@@ -133,6 +134,11 @@ class CharDataModule(L.LightningDataModule):
     @property
     def x_dim(self) -> int:
         return len(self.vocab)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """What the LightningModule (and so every checkpoint) must know of the data."""
+        return {"vocab": self.vocab.chars}
 
     def train_dataloader(self) -> DataLoader:
         rank = self.trainer.global_rank if self.trainer is not None else 0

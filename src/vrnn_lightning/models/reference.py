@@ -14,7 +14,7 @@ def per_step_forward(model: VRNN, x: Tensor, noise: Tensor) -> VRNNOutput:
     """Same result as `model(x, noise)`, computed one step at a time."""
     batch, steps = x.shape[:2]
     state = model.initial_state(batch, noise.device, noise.dtype)
-    recon, kl, posteriors, priors = [], [], [], []
+    recon, kl, posteriors, priors, x_params_all = [], [], [], [], []
     for t in range(steps):
         h = model.hidden(state)
         x_t = x[:, t : t + 1]
@@ -25,6 +25,7 @@ def per_step_forward(model: VRNN, x: Tensor, noise: Tensor) -> VRNNOutput:
         x_params = model.decoder(torch.cat([z_feat, h], -1))
         recon.append(model.likelihood.nll(x_params.unsqueeze(1), x_t)[:, 0])
         kl.append(posterior.kl(prior))
+        x_params_all.append(x_params)
         posteriors.append(posterior)
         priors.append(prior)
         state = model.cell(torch.cat([x_feat, z_feat], -1), state)
@@ -32,4 +33,6 @@ def per_step_forward(model: VRNN, x: Tensor, noise: Tensor) -> VRNNOutput:
     def stack(gaussians: list[DiagonalGaussian]) -> DiagonalGaussian:
         return DiagonalGaussian(torch.stack([g.mean for g in gaussians], 1), torch.stack([g.std for g in gaussians], 1))
 
-    return VRNNOutput(torch.stack(recon, 1), torch.stack(kl, 1), stack(posteriors), stack(priors))
+    return VRNNOutput(
+        torch.stack(recon, 1), torch.stack(kl, 1), stack(posteriors), stack(priors), torch.stack(x_params_all, 1)
+    )

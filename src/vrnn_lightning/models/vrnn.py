@@ -26,12 +26,14 @@ State = Tensor | tuple[Tensor, Tensor]
 
 @dataclass
 class VRNNOutput:
-    """Per-step terms, all (B, T) in nats, plus the two Gaussians (B, T, z_dim) for latent diagnostics."""
+    """Per-step terms, all (B, T) in nats; the two Gaussians (B, T, z_dim) for latent diagnostics; the decoder's
+    output (B, T, param_dim) for reconstructions."""
 
     recon: Tensor
     kl: Tensor
     posterior: DiagonalGaussian
     prior: DiagonalGaussian
+    x_params: Tensor
 
 
 def gru_update(gates_x: Tensor, gates_h: Tensor, h: Tensor) -> Tensor:
@@ -73,6 +75,7 @@ class VRNN(nn.Module):
         mlp_layers: int = 2,
         rnn: str = "gru",
         min_std: float = 1e-4,
+        output_std: float | None = None,
     ) -> None:
         super().__init__()
         sizes = dict(x_dim=x_dim, h_dim=h_dim, z_dim=z_dim, x_feat_dim=x_feat_dim, z_feat_dim=z_feat_dim,
@@ -84,10 +87,10 @@ class VRNN(nn.Module):
             raise ValueError(f"model.rnn must be 'gru' or 'lstm', got {rnn!r}")
         if not min_std > 0:
             raise ValueError(f"model.min_std must be > 0 so no std reaches zero, got {min_std!r}")
-        self.config = dict(sizes, likelihood=likelihood, rnn=rnn, min_std=min_std)
+        self.config = dict(sizes, likelihood=likelihood, rnn=rnn, min_std=min_std, output_std=output_std)
         self.h_dim, self.z_dim, self.min_std = h_dim, z_dim, min_std
 
-        self.likelihood = make_likelihood(likelihood, x_dim)
+        self.likelihood = make_likelihood(likelihood, x_dim, output_std)
         self.phi_x = mlp(self.likelihood.in_dim, x_feat_dim, mlp_layers)
         self.phi_z = mlp(z_dim, z_feat_dim, mlp_layers)
         self.prior = nn.Sequential(mlp(h_dim, hidden_dim, mlp_layers), nn.Linear(hidden_dim, 2 * z_dim))
@@ -162,9 +165,7 @@ class VRNN(nn.Module):
         posterior = DiagonalGaussian(torch.stack(means, 1), torch.stack(stds, 1))
         prior = DiagonalGaussian.from_params(self.prior(h_prev), self.min_std)
         x_params = self.decoder(torch.cat([torch.stack(z_feats, 1), h_prev], -1))
-        return VRNNOutput(
-            recon=self.likelihood.nll(x_params, x), kl=posterior.kl(prior), posterior=posterior, prior=prior
-        )
+        return VRNNOutput(self.likelihood.nll(x_params, x), posterior.kl(prior), posterior, prior, x_params)
 
     @torch.no_grad()
     def generate(

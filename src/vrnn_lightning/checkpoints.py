@@ -1,0 +1,32 @@
+"""Reading training checkpoints: clear errors for bad files, and the data module a checkpoint was trained on."""
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from vrnn_lightning.errors import ConfigError
+
+
+def read_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a training checkpoint; a missing, unreadable or foreign file raises one clear ConfigError."""
+    if not Path(path).is_file():
+        raise ConfigError(f"ckpt_path={path!r} is not a file; pass a .ckpt from a run folder's checkpoints/")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # a damaged file can raise many types
+        raise ConfigError(f"ckpt_path={path!r} cannot be read ({type(err).__name__}); it is damaged or not a checkpoint") from None
+    if not isinstance(checkpoint, dict) or "net_config" not in checkpoint:
+        raise ConfigError(f"ckpt_path={path!r} is not a vrnn-lightning checkpoint; pass one written by vrnn_lightning.train")
+    return checkpoint
+
+
+def datamodule_from_checkpoint(checkpoint: dict[str, Any], **overrides: Any) -> L.LightningDataModule:
+    """The data module the checkpoint was trained with, its settings updated by `overrides` (e.g. root=...)."""
+    if "datamodule_class" not in checkpoint:
+        raise ConfigError("this checkpoint records no data module; it was not written by vrnn_lightning.train")
+    module_name, _, class_name = checkpoint["datamodule_class"].rpartition(".")
+    datamodule_class = getattr(importlib.import_module(module_name), class_name)
+    return datamodule_class(**{**checkpoint.get("datamodule_hyper_parameters", {}), **overrides})

@@ -1,0 +1,210 @@
+"""MNIST as sequences: each 28x28 digit is 28 steps of 28 pixels (rows, or columns).
+
+Owns download (from a list of mirrors, md5-checked, never leaving a partial file under the final name),
+IDX parsing, the split and binarisation. Standard split: 55,000 / 5,000 train / validation from the training
+file, test on the 10,000 test images. A folder holding only the t10k pair (no network) gives the
+`t10k_only` split: 80% / 10% / 10% (8,000 / 1,000 / 1,000) of those images, in file order; its figures are not comparable with
+published ones, and the run says so.
+"""
+
+import gzip
+import hashlib
+import logging
+import os
+import struct
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset
+
+from vrnn_lightning.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MIRRORS = ["https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"]
+MD5 = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+TRAIN_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
+TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+IDX_MAGIC = {0x0801: 1, 0x0803: 3}  # unsigned-byte labels (1 dim), unsigned-byte images (3 dims)
+
+
+def md5sum(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def download(name: str, folder: Path, mirrors: list[str], expected_md5: str, timeout: float = 30.0) -> Path:
+    """Fetch `name` from the first mirror that serves it with the right md5; the final name appears only then."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    failures = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + "/" + name
+        handle, partial = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
+        try:
+            with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+            digest = md5sum(Path(partial))
+            if digest != expected_md5:
+                failures.append(f"{url} served md5 {digest}, expected {expected_md5}")
+                continue
+            os.replace(partial, target)
+            log.info("downloaded %s from %s", name, mirror)
+            return target
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            failures.append(f"{url}: {getattr(err, 'reason', err)}")
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
+    raise ConfigError(
+        f"could not get {name} (md5 {expected_md5}) from any mirror ({'; '.join(failures)}); "
+        f"check the network or data.mirrors, or put the file in {folder} (data.root)"
+    )
+
+
+def read_idx(path: Path) -> Tensor:
+    """Parse a gzipped IDX file of unsigned bytes into a uint8 tensor; a bad magic or a short file is an error."""
+    try:
+        raw = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError) as err:
+        raise ConfigError(f"{path} is not a complete gzip file ({err}); delete it so it is downloaded again") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or (raw[2] << 8 | raw[3]) not in IDX_MAGIC:
+        raise ConfigError(f"{path} has magic number {raw[:4].hex() or 'none'}, not an unsigned-byte IDX file "
+                          "(0x00000801 or 0x00000803); replace it with the published MNIST file")
+    dims = IDX_MAGIC[raw[2] << 8 | raw[3]]
+    if len(raw) < 4 + 4 * dims:
+        raise ConfigError(f"{path} is truncated inside its header; delete it so it is downloaded again")
+    shape = struct.unpack(f">{dims}I", raw[4 : 4 + 4 * dims])
+    size = 1
+    for n in shape:
+        size *= n
+    body = raw[4 + 4 * dims :]
+    if len(body) != size:
+        raise ConfigError(f"{path} holds {len(body)} data bytes, its header promises {size} {shape}; "
+                          "delete it so it is downloaded again")
+    return torch.frombuffer(bytearray(body), dtype=torch.uint8).view(*shape)
+
+
+class ShuffledImages(IterableDataset):
+    """Batches of shuffled images, each one gather; binarised afresh on every pass when `dynamic` is set."""
+
+    def __init__(self, images: Tensor, batch_size: int, seed: int, rank: int, world_size: int, dynamic: bool) -> None:
+        self.images, self.batch_size, self.seed, self.dynamic = images, batch_size, seed, dynamic
+        self.rank, self.world_size, self.epoch = rank, world_size, 0
+
+    def __len__(self) -> int:
+        return -(-len(self.images) // self.world_size // self.batch_size)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(len(self.images), generator=generator)[self.rank :: self.world_size]
+        for index in order.split(self.batch_size):
+            batch = self.images[index].float() / 255
+            yield torch.bernoulli(batch, generator=generator) if self.dynamic else batch
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """MNIST digits as (B, 28, 28) sequences of rows (or columns) for the VRNN."""
+
+    def __init__(
+        self,
+        root: str = "data/mnist",
+        mirrors: list[str] | None = None,
+        download: bool = True,
+        checksums: dict[str, str] | None = None,
+        layout: str = "rows",
+        binarize: bool = True,
+        batch_size: int = 64,
+        eval_batch_size: int = 500,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()  # checkpoints carry them, so eval and sample can rebuild this module
+        if layout not in ("rows", "columns"):
+            raise ConfigError(f"data.layout must be 'rows' or 'columns', got {layout!r}")
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ConfigError(f"data.batch_size and data.eval_batch_size must be positive, got {batch_size}, {eval_batch_size}")
+        self.root, self.mirrors, self.download = Path(root).expanduser(), list(mirrors or MIRRORS), download
+        self.checksums = {**MD5, **(checksums or {})}
+        self.layout, self.binarize = layout, binarize
+        self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
+        self.split: str | None = None
+        self.images: dict[str, Tensor] = {}
+
+    x_dim = 28  # pixels per step
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """What the LightningModule (and so every checkpoint) must know of the data."""
+        return {"image_layout": self.layout}
+
+    def _file(self, name: str) -> Path:
+        """The verified file `name`, downloaded first where it is missing and downloads are allowed."""
+        path = self.root / name
+        if not path.exists():
+            if not self.download:
+                raise ConfigError(f"{path} is missing and data.download=false; put the MNIST files in data.root")
+            return download(name, self.root, self.mirrors, self.checksums[name])
+        digest = md5sum(path)
+        if digest != self.checksums[name]:
+            raise ConfigError(f"{path} has md5 {digest}, expected {self.checksums[name]}; delete it so it is downloaded again")
+        return path
+
+    def prepare_data(self) -> None:
+        self._files()
+
+    def _files(self) -> list[Path]:
+        """Both pairs where they can be had; only the t10k pair where the train pair is absent and unreachable."""
+        test = [self._file(n) for n in TEST_FILES]
+        try:
+            return [self._file(n) for n in TRAIN_FILES] + test
+        except ConfigError as err:
+            if any((self.root / n).exists() for n in TRAIN_FILES):
+                raise
+            log.warning("MNIST training files unavailable (%s); using the t10k_only split: 8,000/1,000/1,000 of "
+                        "the test images. Its figures are NOT comparable with published MNIST results.", err)
+            return test
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.images:
+            return
+        files = self._files()
+        if len(files) == 4:
+            train = read_idx(files[0])
+            self.split = "standard"
+            self.images = {"train": train[:55_000], "val": train[55_000:], "test": read_idx(files[2])}
+        else:
+            test = read_idx(files[0])
+            self.split = "t10k_only"
+            train_end, val_end = len(test) * 8 // 10, len(test) * 9 // 10
+            self.images = {"train": test[:train_end], "val": test[train_end:val_end], "test": test[val_end:]}
+        if self.layout == "columns":
+            self.images = {k: v.transpose(1, 2).contiguous() for k, v in self.images.items()}
+        # Validation and test are binarised once, with a fixed seed, so their figures are stable.
+        generator = torch.Generator().manual_seed(0)
+        for stage_name in ("val", "test"):
+            images = self.images[stage_name].float() / 255
+            self.images[stage_name] = torch.bernoulli(images, generator=generator) if self.binarize else images
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+        batches = ShuffledImages(self.images["train"], self.batch_size, self.seed, rank, world, self.binarize)
+        return DataLoader(batches, batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(list(self.images["val"].split(self.eval_batch_size)), batch_size=None)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(list(self.images["test"].split(self.eval_batch_size)), batch_size=None)

@@ -1,0 +1,41 @@
+"""Shared by the end-to-end tests: the real entry points run as a user types them, on tiny configs."""
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FIXTURE = Path(__file__).parent / "data" / "fixtures" / "mnist"
+TINY_MODEL = ["model.h_dim=16", "model.z_dim=4", "model.x_feat_dim=8", "model.z_feat_dim=8", "model.hidden_dim=16"]
+TINY_TRAINER = [
+    "trainer=cpu", "trainer.max_steps=6", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2",
+    "trainer.log_every_n_steps=1", "module.sample_length=40", "module.warmup_steps=2", "data.eval_batch_size=8",
+    "data.batch_size=4",
+]
+TINY = [*TINY_MODEL, *TINY_TRAINER, "data.seq_len=16", "data.batches_per_epoch=3"]
+FIXTURE_SUMS = ",".join(f"{p.name}:{hashlib.md5(p.read_bytes()).hexdigest()}" for p in sorted(FIXTURE.glob("*.gz")))
+TINY_MNIST = [*TINY_MODEL, *TINY_TRAINER, "trainer.limit_train_batches=3", "data=mnist", f"data.root={FIXTURE}", "data.download=false",
+              f"+data.checksums={{{FIXTURE_SUMS}}}"]
+
+
+def run_main(main: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m vrnn_lightning.<main> overrides...` in `cwd`."""
+    return subprocess.run(
+        [sys.executable, "-m", f"vrnn_lightning.{main}", *overrides], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """A few steps of text training; (the finished process, its run folder)."""
+    root = tmp_path_factory.mktemp("train")
+    return run_main("train", *TINY, f"hydra.run.dir={root / 'run'}", cwd=root), root / "run"
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """A few steps of image training on the shipped t10k fixture."""
+    root = tmp_path_factory.mktemp("train_mnist")
+    return run_main("train", *TINY_MNIST, f"hydra.run.dir={root / 'run'}", cwd=root), root / "run"
