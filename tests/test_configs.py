@@ -42,3 +42,9 @@ def test_reference_experiment_pins_the_reported_setup():
     cfg = compose_train(["experiment=shakespeare_vrnn"])
     assert (cfg.model.h_dim, cfg.model.z_dim, cfg.data.seq_len, cfg.data.batch_size) == (256, 32, 128, 32)
     assert cfg.task_name == "shakespeare_vrnn"
+
+
+def test_sample_config_composes_and_requires_a_checkpoint():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("sample", overrides=["ckpt_path=x.ckpt", "prompt=ROMEO:"])
+    assert cfg.ckpt_path == "x.ckpt" and cfg.prompt == "ROMEO:" and cfg.length > 0

@@ -33,6 +33,9 @@ def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float) -> Call
 
 
 class VRNNModule(L.LightningModule):
+    """Thin glue around a VRNN: the data's metadata (`vocab` or `image_layout`) rides in its hyperparameters,
+    so every checkpoint can decode and draw what it generates."""
+
     def __init__(
         self,
         net: VRNN,
@@ -49,7 +52,7 @@ class VRNNModule(L.LightningModule):
     ) -> None:
         super().__init__()
         if lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"model.lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+            raise ValueError(f"module.lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
         self.save_hyperparameters(ignore=["net", "optimizer"])
         self.net = net
         self.optimizer_factory = optimizer

@@ -141,6 +141,7 @@ class MNISTDataModule(L.LightningDataModule):
         self.layout, self.binarize = layout, binarize
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         self.split: str | None = None
+        self.missing_train_reason = ""
         self.images: dict[str, Tensor] = {}
 
     x_dim = 28  # pixels per step
@@ -173,8 +174,7 @@ class MNISTDataModule(L.LightningDataModule):
         except ConfigError as err:
             if any((self.root / n).exists() for n in TRAIN_FILES):
                 raise
-            log.warning("MNIST training files unavailable (%s); using the t10k_only split: 8,000/1,000/1,000 of "
-                        "the test images. Its figures are NOT comparable with published MNIST results.", err)
+            self.missing_train_reason = str(err)
             return test
 
     def setup(self, stage: str | None = None) -> None:
@@ -186,6 +186,8 @@ class MNISTDataModule(L.LightningDataModule):
             self.split = "standard"
             self.images = {"train": train[:55_000], "val": train[55_000:], "test": read_idx(files[2])}
         else:
+            log.warning("MNIST training files unavailable (%s); using the t10k_only split: 80/10/10%% of the "
+                        "test images. Its figures are NOT comparable with published MNIST results.", self.missing_train_reason)
             test = read_idx(files[0])
             self.split = "t10k_only"
             train_end, val_end = len(test) * 8 // 10, len(test) * 9 // 10

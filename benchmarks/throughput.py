@@ -1,0 +1,180 @@
+"""Training and generation throughput of the VRNN at the reference Shakespeare sizes, against two baselines.
+
+    python benchmarks/throughput.py [--device cuda] [--batch-size N] [--seq-len T] [--repeats R]
+
+Measures, in one run on one machine, with warm-up and the median of timed repeats:
+  (a) the project's VRNN training step (time-parallel forward + backward + AdamW),
+  (b) the same step through the plain per-step formulation (models/reference.py),
+  (c) a character RNN on torch's fused nn.GRU of the same hidden size, batch and window.
+For each: characters per second, FLOPs per character (FlopCounterMode), achieved FLOP/s, peak memory and
+aten operator calls per time step (forward + backward). Then generation speed. The last three lines are the
+ratios the project tracks.
+"""
+
+import argparse
+import json
+import multiprocessing
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
+
+from vrnn_lightning.models.reference import per_step_forward
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+VOCAB = 65
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts aten operator calls (each a kernel launch on a GPU)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.calls += 1
+        return func(*args, **(kwargs or {}))
+
+
+class CharGRU(nn.Module):
+    """Baseline (c): embedding -> fused nn.GRU -> linear to the vocabulary."""
+
+    def __init__(self, vocab: int, h_dim: int) -> None:
+        super().__init__()
+        self.embed, self.gru, self.head = nn.Embedding(vocab, h_dim), nn.GRU(h_dim, h_dim, batch_first=True), nn.Linear(h_dim, vocab)
+
+    def loss(self, x: Tensor) -> Tensor:
+        out, _ = self.gru(self.embed(x[:, :-1]))
+        return nn.functional.cross_entropy(self.head(out).flatten(0, 1), x[:, 1:].flatten())
+
+
+def reference_config():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=["experiment=shakespeare_vrnn"])
+
+
+def build(kind: str, device: str) -> tuple[nn.Module, Callable[[Tensor], Tensor]]:
+    cfg = reference_config()
+    torch.manual_seed(0)
+    if kind == "gru":
+        model = CharGRU(VOCAB, cfg.model.h_dim).to(device)
+        return model, model.loss
+    model = instantiate(cfg.model, x_dim=VOCAB).to(device)
+    if kind == "vrnn":
+        return model, lambda x: (lambda out: (out.recon + out.kl).mean())(model(x))
+    return model, lambda x: (lambda out: (out.recon + out.kl).mean())(
+        per_step_forward(model, x, torch.randn(*x.shape, model.z_dim, device=x.device))
+    )
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(kind: str, device: str, batch: int, steps: int, warmup: int, repeats: int, queue) -> None:
+    """Runs in its own process so that peak memory is this model's alone."""
+    model, loss_fn = build(kind, device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    window = steps + 1 if kind == "gru" else steps  # the GRU predicts steps characters from steps + 1
+    x = torch.randint(0, VOCAB, (batch, window), device=device)
+
+    def train_step() -> None:
+        loss = loss_fn(x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for _ in range(warmup):
+        train_step()
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        train_step()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    if device == "cuda":
+        peak_bytes = torch.cuda.max_memory_allocated()
+    else:
+        peak_bytes = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) * 1024  # growth of peak RSS
+    flops = FlopCounterMode(display=False)
+    with flops:
+        loss_fn(x).backward()
+    counter = OpCounter()
+    with counter:
+        loss_fn(x).backward()
+    chars = batch * steps
+    seconds = statistics.median(times)
+    queue.put(dict(
+        kind=kind, step_ms=1000 * seconds, chars_per_s=chars / seconds, flops_per_char=flops.get_total_flops() / chars,
+        flop_per_s=flops.get_total_flops() / seconds, peak_mb=peak_bytes / 2**20, ops_per_step=counter.calls / steps,
+    ))
+
+
+def generation_speed(device: str, length: int, batch: int) -> float:
+    model, _ = build("vrnn", device)
+    model.eval()
+    model.generate(20, batch_size=batch)
+    synchronize(device)
+    start = time.perf_counter()
+    model.generate(length, batch_size=batch)
+    synchronize(device)
+    return batch * length / (time.perf_counter() - start)
+
+
+def run_isolated(*args) -> dict:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=measure, args=(*args, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def main() -> None:
+    cfg = reference_config()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--batch-size", type=int, default=cfg.data.batch_size)
+    parser.add_argument("--seq-len", type=int, default=cfg.data.seq_len)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda needs a visible CUDA GPU; run with --device cpu")
+
+    print(f"device={args.device} threads={torch.get_num_threads()} batch={args.batch_size} window={args.seq_len} "
+          f"h={cfg.model.h_dim} z={cfg.model.z_dim} torch={torch.__version__}")
+    results = {}
+    for kind in ("vrnn", "per_step", "gru"):
+        results[kind] = r = run_isolated(kind, args.device, args.batch_size, args.seq_len, args.warmup, args.repeats)
+        print(f"{kind:>9}: {r['chars_per_s']:>9.0f} chars/s  {r['step_ms']:7.1f} ms/step  "
+              f"{r['flops_per_char'] / 1e6:6.2f} MFLOP/char  {r['flop_per_s'] / 1e9:6.1f} GFLOP/s  "
+              f"peak {r['peak_mb']:6.0f} MB  {r['ops_per_step']:6.1f} aten ops/step")
+    for batch in (1, args.batch_size):
+        print(f"generation: {generation_speed(args.device, 500, batch):.0f} chars/s at batch {batch}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    a, b, c = results["vrnn"], results["per_step"], results["gru"]
+    print(f"speedup_vs_per_step: {a['chars_per_s'] / b['chars_per_s']:.2f}")
+    print(f"flop_efficiency_vs_fused_gru: {a['flop_per_s'] / c['flop_per_s']:.2f}")
+    print(f"ops_per_step_vs_per_step: {a['ops_per_step'] / b['ops_per_step']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
