@@ -29,3 +29,10 @@ def test_png_decodes_back_to_the_pixels(tmp_path):
     idat_length = struct.unpack(">I", data[33:37])[0]
     raw = zlib.decompress(data[41 : 41 + idat_length])
     assert raw == bytes([0, 0, 255, 128, 0, 255, 0, 64])
+
+
+def test_png_scale_repeats_each_pixel(tmp_path):
+    data = write_png(tmp_path / "b.png", torch.tensor([[0.0, 1.0]]), scale=2).read_bytes()
+    assert struct.unpack(">II", data[16:24]) == (4, 2)
+    raw = zlib.decompress(data[41 : 41 + struct.unpack(">I", data[33:37])[0]])
+    assert raw == bytes([0, 0, 0, 255, 255]) * 2

@@ -62,3 +62,17 @@ def test_checkpoint_alone_rebuilds_module_and_vocabulary(tmp_path):
     loaded = VRNNModule.load_checkpoint(str(tmp_path / "model.ckpt"))
     assert loaded.hparams.vocab == VOCAB and loaded.hparams.sample_length == 42
     assert loaded.sample_text("ab", 30, seed=1) == module.sample_text("ab", 30, seed=1)
+
+
+def test_free_bits_floor_each_dimension_of_the_kl_objective():
+    module = small_module(free_bits=0.5)
+    out = module.net(torch.randint(0, len(VOCAB), (4, 6)))
+    per_dim = out.posterior.kl_per_dim(out.prior).flatten(0, 1).mean(0)
+    assert torch.allclose(module.kl_objective(out), per_dim.clamp_min(0.5).sum())
+    assert module.kl_objective(out) >= 0.5 * per_dim.numel()
+    assert torch.allclose(small_module().kl_objective(out), out.kl.mean())
+
+
+def test_negative_free_bits_are_refused():
+    with pytest.raises(ValueError, match="module.free_bits must be >= 0"):
+        small_module(free_bits=-1.0)

@@ -6,6 +6,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from vrnn_lightning.errors import ConfigError
 
@@ -23,10 +24,20 @@ def read_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict
     return checkpoint
 
 
+def data_overrides(cfg: DictConfig) -> dict[str, Any]:
+    """The `data.*` settings given on the command line of eval or sample; null means keep the checkpoint's."""
+    return {k: v for k, v in OmegaConf.to_container(cfg.get("data") or {}).items() if v is not None}
+
+
+def import_by_name(qualified_name: str) -> Any:
+    """The class a checkpoint names as `package.module.Class`."""
+    module_name, _, name = qualified_name.rpartition(".")
+    return getattr(importlib.import_module(module_name), name)
+
+
 def datamodule_from_checkpoint(checkpoint: dict[str, Any], **overrides: Any) -> L.LightningDataModule:
     """The data module the checkpoint was trained with, its settings updated by `overrides` (e.g. root=...)."""
     if "datamodule_class" not in checkpoint:
         raise ConfigError("this checkpoint records no data module; it was not written by vrnn_lightning.train")
-    module_name, _, class_name = checkpoint["datamodule_class"].rpartition(".")
-    datamodule_class = getattr(importlib.import_module(module_name), class_name)
+    datamodule_class = import_by_name(checkpoint["datamodule_class"])
     return datamodule_class(**{**checkpoint.get("datamodule_hyper_parameters", {}), **overrides})

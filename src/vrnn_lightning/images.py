@@ -24,8 +24,9 @@ def image_grid(images: Tensor, ncol: int, pad: int = 1) -> Tensor:
     return grid
 
 
-def write_png(path: str | Path, image: Tensor) -> Path:
-    """Write an (H, W) image in [0, 1] as an 8-bit greyscale PNG."""
+def write_png(path: str | Path, image: Tensor, scale: int = 1) -> Path:
+    """Write an (H, W) image in [0, 1] as an 8-bit greyscale PNG, each pixel a `scale` x `scale` block."""
+    image = image.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
     pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8)
     height, width = pixels.shape
     raw = b"".join(b"\x00" + bytes(row.tolist()) for row in pixels)  # filter type 0 per scanline

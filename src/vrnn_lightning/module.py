@@ -12,12 +12,13 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from vrnn_lightning.checkpoints import read_checkpoint
+from vrnn_lightning.checkpoints import import_by_name, read_checkpoint
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.images import image_grid, sequences_to_images
-from vrnn_lightning.models import VRNN
+from vrnn_lightning.latents import LatentUsage
+from vrnn_lightning.models import VRNNOutput
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float) -> Callable[[int], float]:
@@ -38,12 +39,13 @@ class VRNNModule(L.LightningModule):
 
     def __init__(
         self,
-        net: VRNN,
+        net: nn.Module,
         optimizer: Callable[..., torch.optim.Optimizer],
         lr_schedule: str = "constant",
         warmup_steps: int = 0,
         min_lr_ratio: float = 0.1,
         kl_warmup_steps: int = 0,
+        free_bits: float = 0.0,
         vocab: str | None = None,
         image_layout: str | None = None,
         sample_length: int = 300,
@@ -56,18 +58,32 @@ class VRNNModule(L.LightningModule):
         self.save_hyperparameters(ignore=["net", "optimizer"])
         self.net = net
         self.optimizer_factory = optimizer
+        if free_bits < 0:
+            raise ValueError(f"module.free_bits must be >= 0 (nats per latent dimension), got {free_bits!r}")
         self.first_val_batch: Tensor | None = None
+        self.latent_usage = LatentUsage()
 
     def beta(self) -> float:
         """KL weight: ramps linearly 0 -> 1 over `kl_warmup_steps` optimiser steps (1 when off)."""
         steps = self.hparams.kl_warmup_steps
         return 1.0 if steps <= 0 else min(1.0, self.global_step / steps)
 
+    def kl_objective(self, out: VRNNOutput) -> Tensor:
+        """The KL term the optimiser sees: with free bits, each dimension's batch-average KL is floored at
+        `free_bits` nats (Kingma et al., 2016), so no dimension is pushed to zero for less than that."""
+        if self.hparams.free_bits <= 0 or out.posterior is None:
+            return out.kl.mean()
+        per_dim = out.posterior.kl_per_dim(out.prior).flatten(0, 1).mean(0)
+        return per_dim.clamp_min(self.hparams.free_bits).sum()
+
     def _shared_step(self, batch: Tensor, stage: str) -> Tensor:
         out = self.net(batch)
         recon, kl = out.recon.mean(), out.kl.mean()
-        beta = self.beta() if stage == "train" else 1.0
-        loss = recon + beta * kl
+        if stage == "train":
+            loss = recon + self.beta() * self.kl_objective(out)
+        else:
+            loss = recon + kl
+            self.latent_usage.update(out)
         steps = batch.shape[0] * batch.shape[1]
         on_step = stage == "train"
         options = dict(on_step=on_step, on_epoch=not on_step, batch_size=steps, sync_dist=not on_step)
@@ -80,7 +96,7 @@ class VRNNModule(L.LightningModule):
             per_image = dict(options, batch_size=batch.shape[0])
             self.log(f"{stage}/nll_bound", (out.recon + out.kl).sum(1).mean(), **per_image)
         if on_step:
-            self.log("train/beta", beta, on_step=True, on_epoch=False)
+            self.log("train/beta", self.beta(), on_step=True, on_epoch=False)
         return loss
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
@@ -94,7 +110,25 @@ class VRNNModule(L.LightningModule):
     def test_step(self, batch: Tensor, batch_idx: int) -> None:
         self._shared_step(batch, "test")
 
+    def on_validation_epoch_start(self) -> None:
+        self.latent_usage = LatentUsage()
+
+    on_test_epoch_start = on_validation_epoch_start
+
+    def _log_latent_usage(self, stage: str) -> None:
+        usage = self.latent_usage
+        if usage.count == 0:
+            return
+        self.log(f"{stage}/active_units", float(usage.active_units()))
+        experiment = getattr(self.logger, "experiment", None)
+        if hasattr(experiment, "add_histogram") and self.trainer.is_global_zero:
+            experiment.add_histogram(f"{stage}/kl_per_dim", usage.kl_per_dim(), self.global_step)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_latent_usage("test")
+
     def on_validation_epoch_end(self) -> None:
+        self._log_latent_usage("val")
         experiment = getattr(self.logger, "experiment", None)
         if self.trainer.sanity_checking or not self.trainer.is_global_zero or not hasattr(experiment, "add_text"):
             return
@@ -153,6 +187,7 @@ class VRNNModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Enough to rebuild the network, and the data module, from the checkpoint alone.
+        checkpoint["net_class"] = f"{type(self.net).__module__}.{type(self.net).__qualname__}"
         checkpoint["net_config"] = dict(self.net.config)
         datamodule = getattr(self._trainer, "datamodule", None)
         if datamodule is not None:
@@ -162,7 +197,7 @@ class VRNNModule(L.LightningModule):
     def load_checkpoint(cls, path: str, map_location: str | torch.device = "cpu") -> "VRNNModule":
         """Rebuild module and network from a checkpoint written by training; no config files needed."""
         checkpoint = read_checkpoint(path, map_location)
-        net = VRNN(**checkpoint["net_config"])
+        net = import_by_name(checkpoint["net_class"])(**checkpoint["net_config"])
         hparams = dict(checkpoint["hyper_parameters"])
         module = cls(net=net, optimizer=torch.optim.AdamW, **hparams)
         module.load_state_dict(checkpoint["state_dict"])

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from vrnn_lightning.checkpoints import datamodule_from_checkpoint, read_checkpoint
+from vrnn_lightning.checkpoints import data_overrides, datamodule_from_checkpoint, read_checkpoint
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.images import write_png
 from vrnn_lightning.module import VRNNModule
@@ -27,11 +27,11 @@ def sample(cfg: DictConfig) -> list[Path]:
         path = output_dir / "samples.txt"
         path.write_text("\n\n".join(texts) + "\n", encoding="utf-8")
         return [path]
-    datamodule = datamodule_from_checkpoint(read_checkpoint(cfg.ckpt_path), **OmegaConf.to_container(cfg.data))
+    datamodule = datamodule_from_checkpoint(read_checkpoint(cfg.ckpt_path), **data_overrides(cfg))
     datamodule.setup("test")
     digits = next(iter(datamodule.test_dataloader()))[: cfg.num_samples]
     grids = module.image_grids(digits, seed=cfg.seed)
-    return [write_png(output_dir / f"{name.split('/')[-1]}.png", grid) for name, grid in grids.items()]
+    return [write_png(output_dir / f"{name.split('/')[-1]}.png", grid, cfg.image_scale) for name, grid in grids.items()]
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="sample")

@@ -26,14 +26,24 @@ State = Tensor | tuple[Tensor, Tensor]
 
 @dataclass
 class VRNNOutput:
-    """Per-step terms, all (B, T) in nats; the two Gaussians (B, T, z_dim) for latent diagnostics; the decoder's
-    output (B, T, param_dim) for reconstructions."""
+    """Per-step terms, all (B, T) in nats; the decoder's output (B, T, param_dim) for reconstructions; the two
+    Gaussians and the sampled z, each (B, T, z_dim), for latent diagnostics (None for a model without latents)."""
 
     recon: Tensor
     kl: Tensor
-    posterior: DiagonalGaussian
-    prior: DiagonalGaussian
     x_params: Tensor
+    posterior: DiagonalGaussian | None = None
+    prior: DiagonalGaussian | None = None
+    z: Tensor | None = None
+
+    def log_weight(self) -> Tensor:
+        """log p(x, z) - log q(z | x) of each sequence (B,) at the sampled trajectory z: an importance weight.
+
+        Its expectation under q is the ELBO; log-mean-exp over K trajectories is the IW bound.
+        """
+        if self.z is None:
+            return -self.recon.sum(1)
+        return (-self.recon + self.prior.log_prob(self.z) - self.posterior.log_prob(self.z)).sum(1)
 
 
 def gru_update(gates_x: Tensor, gates_h: Tensor, h: Tensor) -> Tensor:
@@ -50,6 +60,15 @@ def lstm_update(gates: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Te
     in_gate, forget_gate, cell_gate, out_gate = gates.chunk(4, -1)
     c = torch.sigmoid(forget_gate) * state[1] + torch.sigmoid(in_gate) * torch.tanh(cell_gate)
     return torch.sigmoid(out_gate) * torch.tanh(c), c
+
+
+def check_sizes(sizes: dict[str, int], rnn: str) -> None:
+    """One-line errors, at construction, for sizes that are not positive integers and unknown recurrences."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"model.{name} must be a positive integer, got {value!r}")
+    if rnn not in ("gru", "lstm"):
+        raise ValueError(f"model.rnn must be 'gru' or 'lstm', got {rnn!r}")
 
 
 def mlp(in_dim: int, width: int, layers: int) -> nn.Sequential:
@@ -80,11 +99,7 @@ class VRNN(nn.Module):
         super().__init__()
         sizes = dict(x_dim=x_dim, h_dim=h_dim, z_dim=z_dim, x_feat_dim=x_feat_dim, z_feat_dim=z_feat_dim,
                      hidden_dim=hidden_dim, mlp_layers=mlp_layers)
-        for name, value in sizes.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"model.{name} must be a positive integer, got {value!r}")
-        if rnn not in ("gru", "lstm"):
-            raise ValueError(f"model.rnn must be 'gru' or 'lstm', got {rnn!r}")
+        check_sizes(sizes, rnn)
         if not min_std > 0:
             raise ValueError(f"model.min_std must be > 0 so no std reaches zero, got {min_std!r}")
         self.config = dict(sizes, likelihood=likelihood, rnn=rnn, min_std=min_std, output_std=output_std)
@@ -165,7 +180,8 @@ class VRNN(nn.Module):
         posterior = DiagonalGaussian(torch.stack(means, 1), torch.stack(stds, 1))
         prior = DiagonalGaussian.from_params(self.prior(h_prev), self.min_std)
         x_params = self.decoder(torch.cat([torch.stack(z_feats, 1), h_prev], -1))
-        return VRNNOutput(self.likelihood.nll(x_params, x), posterior.kl(prior), posterior, prior, x_params)
+        z = torch.addcmul(posterior.mean, posterior.std, noise)  # the draws the loop made, batched
+        return VRNNOutput(self.likelihood.nll(x_params, x), posterior.kl(prior), x_params, posterior, prior, z)
 
     @torch.no_grad()
     def generate(
