@@ -48,11 +48,11 @@ class VRNNOutput:
 
 def gru_update(gates_x: Tensor, gates_h: Tensor, h: Tensor) -> Tensor:
     """nn.GRUCell's update from its two pre-activations (input part, hidden part), each (B, 3H) as r, z, n."""
-    x_r, x_z, x_n = gates_x.chunk(3, -1)
-    h_r, h_z, h_n = gates_h.chunk(3, -1)
-    reset, update = torch.sigmoid(torch.cat([x_r + h_r, x_z + h_z], -1)).chunk(2, -1)
-    candidate = torch.tanh(torch.addcmul(x_n, reset, h_n))
-    return torch.lerp(candidate, h, update)
+    hidden = h.shape[-1]
+    x_rz, x_n = gates_x.split([2 * hidden, hidden], -1)
+    h_rz, h_n = gates_h.split([2 * hidden, hidden], -1)
+    reset, update = torch.sigmoid(x_rz + h_rz).chunk(2, -1)
+    return torch.lerp(torch.tanh(torch.addcmul(x_n, reset, h_n)), h, update)
 
 
 def lstm_update(gates: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
@@ -60,6 +60,34 @@ def lstm_update(gates: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Te
     in_gate, forget_gate, cell_gate, out_gate = gates.chunk(4, -1)
     c = torch.sigmoid(forget_gate) * state[1] + torch.sigmoid(in_gate) * torch.tanh(cell_gate)
     return torch.sigmoid(out_gate) * torch.tanh(c), c
+
+
+def time_major(x: Tensor) -> tuple[Tensor, ...]:
+    """(B, T, ...) -> T contiguous (B, ...) slices."""
+    return x.transpose(0, 1).contiguous().unbind(0)
+
+
+def loop_linears(layers: list[nn.Module], steps: int, batch: int) -> list[tuple[Tensor, tuple[Tensor, ...], bool]]:
+    """(W^T, the bias broadcast to every step, ReLU follows) for each Linear of a Linear/ReLU stack.
+
+    Inside the loop each layer is then one addmm, and its bias gradient needs no reduction per step: the
+    broadcast is undone once, after the loop, by the backward of the expand.
+    """
+    return [
+        (m.weight.t(), per_step(m.bias, steps, batch), i + 1 < len(layers) and isinstance(layers[i + 1], nn.ReLU))
+        for i, m in enumerate(layers) if isinstance(m, nn.Linear)
+    ]
+
+
+def per_step(bias: Tensor, steps: int, batch: int) -> tuple[Tensor, ...]:
+    return bias.expand(steps, batch, -1).contiguous().unbind(0)
+
+
+def apply_linears(x: Tensor, layers: list[tuple[Tensor, tuple[Tensor, ...], bool]], t: int) -> Tensor:
+    for weight_t, bias, relu in layers:
+        x = torch.addmm(bias[t], x, weight_t)
+        x = torch.relu(x) if relu else x
+    return x
 
 
 def check_sizes(sizes: dict[str, int], rnn: str) -> None:
@@ -142,35 +170,38 @@ class VRNN(nn.Module):
         """Teacher-forced pass over x (B, T, ...); `noise` (B, T, z_dim) fixes the reparameterisation draws.
 
         Time-parallel: the x-parts of the encoder's first layer and of the recurrence's input are computed for
-        all steps before the loop, and one matmul per step serves both h-parts. The loop holds only what
-        depends on h_{t-1}. `reference.per_step_forward` is the plain formulation it must match.
+        all steps before the loop; the loop holds only what depends on h_{t-1}, each layer one addmm on
+        weights transposed beforehand. `reference.per_step_forward` is the plain formulation it must match.
         """
         x_feats = self.phi_x(self.likelihood.features(x, self.dtype))
         batch, steps = x_feats.shape[:2]
         if noise is None:
             noise = torch.randn(batch, steps, self.z_dim, device=x_feats.device, dtype=x_feats.dtype)
         x_width = x_feats.shape[-1]
-        enc_first, enc_rest = self.encoder[0][0], nn.Sequential(*self.encoder[0][2:], self.encoder[1])
+        encoder_layers = [*self.encoder[0], self.encoder[1]]
+        enc_first, enc_rest = encoder_layers[0], loop_linears(encoder_layers[2:], steps, batch)
+        phi_z = loop_linears(list(self.phi_z), steps, batch)
         cell = self.cell
-        # unbind, not indexing in the loop: T selects would each cost a full-size zero gradient in backward.
-        enc_x = F.linear(x_feats, enc_first.weight[:, :x_width], enc_first.bias).unbind(1)
-        gates_x = F.linear(x_feats, cell.weight_ih[:, :x_width], cell.bias_ih).unbind(1)
-        noise_t = noise.unbind(1)
+        # Time-major and contiguous, then unbind: indexing in the loop would cost a full-size zero gradient per step.
+        enc_x = time_major(F.linear(x_feats, enc_first.weight[:, :x_width], enc_first.bias))
+        gates_x = time_major(F.linear(x_feats, cell.weight_ih[:, :x_width], cell.bias_ih))
+        noise_t = time_major(noise)
+        # h_{t-1} feeds the encoder and the recurrence through one matmul.
         w_gates_z = cell.weight_ih[:, x_width:].t()
-        # h_{t-1} feeds the encoder and the recurrence: one matmul per step for both.
-        w_h = torch.cat([enc_first.weight[:, x_width:], cell.weight_hh], 0).t()
-        b_h = torch.cat([torch.zeros_like(enc_first.bias), cell.bias_hh])
-        enc_width = enc_first.out_features
+        w_h = torch.cat([enc_first.weight[:, x_width:], cell.weight_hh]).t()
+        b_h = per_step(torch.cat([torch.zeros_like(enc_first.bias), cell.bias_hh]), steps, batch)
+        h_split = [enc_first.out_features, cell.weight_hh.shape[0]]
 
         state = self.initial_state(batch, x_feats.device, x_feats.dtype)
         hiddens, means, stds, z_feats = [], [], [], []
         for t in range(steps):
             h = self.hidden(state)
             hiddens.append(h)
-            enc_h, gates_h = torch.addmm(b_h, h, w_h).split([enc_width, w_h.shape[1] - enc_width], -1)
-            mean, raw_std = enc_rest(torch.relu(enc_x[t] + enc_h)).chunk(2, -1)
+            enc_h, gates_h = torch.addmm(b_h[t], h, w_h).split(h_split, -1)
+            enc = torch.relu(enc_x[t] + enc_h)
+            mean, raw_std = apply_linears(enc, enc_rest, t).chunk(2, -1)
             std = F.softplus(raw_std) + self.min_std
-            z_feat = self.phi_z(torch.addcmul(mean, std, noise_t[t]))
+            z_feat = apply_linears(torch.addcmul(mean, std, noise_t[t]), phi_z, t)
             gates = torch.addmm(gates_x[t], z_feat, w_gates_z)
             state = gru_update(gates, gates_h, h) if isinstance(state, Tensor) else lstm_update(gates + gates_h, state)
             means.append(mean)
