@@ -48,3 +48,9 @@ def test_sample_config_composes_and_requires_a_checkpoint():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("sample", overrides=["ckpt_path=x.ckpt", "prompt=ROMEO:"])
     assert cfg.ckpt_path == "x.ckpt" and cfg.prompt == "ROMEO:" and cfg.length > 0
+
+
+def test_latent_remedies_sweep_builds_on_the_reference_run():
+    cfg = compose_train(["experiment=latent_remedies"])
+    assert cfg.model.z_dim == 32 and cfg.task_name == "latent_remedies"
+    assert set(cfg.hydra.sweeper.params) == {"module.free_bits", "module.kl_warmup_steps"}

@@ -1,6 +1,7 @@
 """Reading training checkpoints: clear errors for bad files, and the data module a checkpoint was trained on."""
 
 import importlib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -40,4 +41,9 @@ def datamodule_from_checkpoint(checkpoint: dict[str, Any], **overrides: Any) -> 
     if "datamodule_class" not in checkpoint:
         raise ConfigError("this checkpoint records no data module; it was not written by vrnn_lightning.train")
     datamodule_class = import_by_name(checkpoint["datamodule_class"])
+    accepted = inspect.signature(datamodule_class).parameters
+    foreign = sorted(set(overrides) - set(accepted))
+    if foreign:
+        raise ConfigError(f"data.{foreign[0]} does not apply to this checkpoint's data ({datamodule_class.__name__}); "
+                          f"its settings are {', '.join(accepted)}")
     return datamodule_class(**{**checkpoint.get("datamodule_hyper_parameters", {}), **overrides})

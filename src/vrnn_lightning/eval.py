@@ -8,7 +8,6 @@ their weights), which is tighter; KL per latent dimension and active units. Writ
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import hydra
@@ -17,7 +16,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from vrnn_lightning.checkpoints import data_overrides, datamodule_from_checkpoint, read_checkpoint
-from vrnn_lightning.errors import ConfigError
+from vrnn_lightning.errors import ConfigError, one_line_errors
 from vrnn_lightning.latents import LatentUsage
 from vrnn_lightning.module import VRNNModule
 
@@ -38,8 +37,9 @@ def evaluate(cfg: DictConfig) -> dict:
     """Bounds and latent usage on the chosen split; returns the metrics written to metrics.json."""
     if cfg.split not in ("test", "val"):
         raise ConfigError(f"split={cfg.split!r} is not a split; use split=test or split=val")
-    if cfg.eval.iw_samples < 0:
-        raise ConfigError(f"eval.iw_samples={cfg.eval.iw_samples} must be >= 0 (0 turns the IW bound off)")
+    iw_samples = cfg.eval.iw_samples
+    if iw_samples is not None and (isinstance(iw_samples, bool) or not isinstance(iw_samples, int) or iw_samples < 1):
+        raise ConfigError(f"eval.iw_samples={iw_samples} must be a whole number >= 1 (or null for the ELBO alone)")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device=cuda asks for a CUDA GPU but none is visible; use device=cpu")
@@ -61,8 +61,8 @@ def evaluate(cfg: DictConfig) -> dict:
         usage.update(out)
         steps += batch.shape[0] * batch.shape[1]
         sequences += batch.shape[0]
-        if cfg.eval.iw_samples > 0:
-            iw -= iw_log_likelihood(net, batch, cfg.eval.iw_samples, cfg.eval.iw_chunk).sum().item()
+        if iw_samples:
+            iw -= iw_log_likelihood(net, batch, iw_samples, cfg.eval.iw_chunk).sum().item()
 
     is_text = "vocab" in checkpoint["hyper_parameters"] and checkpoint["hyper_parameters"]["vocab"] is not None
     unit = "char" if is_text else "step"
@@ -73,8 +73,8 @@ def evaluate(cfg: DictConfig) -> dict:
     }
     if is_text:
         metrics["elbo_bound_bits_per_char"] = (recon + kl) / steps / math.log(2)
-    if cfg.eval.iw_samples > 0:
-        metrics.update({"iw_samples": cfg.eval.iw_samples, f"iw_bound_nats_per_{unit}": iw / steps,
+    if iw_samples:
+        metrics.update({"iw_samples": iw_samples, f"iw_bound_nats_per_{unit}": iw / steps,
                         "iw_bound_nats_per_sequence": iw / sequences})
         if is_text:
             metrics["iw_bound_bits_per_char"] = iw / steps / math.log(2)
@@ -89,11 +89,8 @@ def evaluate(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    try:
+    with one_line_errors():
         metrics = evaluate(cfg)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
     path = Path(cfg.paths.output_dir) / "metrics.json"
     path.write_text(json.dumps(metrics, indent=2) + "\n")
     for name, value in metrics.items():

@@ -4,14 +4,13 @@ Text: prints `num_samples` samples and saves them to samples.txt in the run fold
 samples from the prior and of completions of test digits (top half read, bottom half generated).
 """
 
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from vrnn_lightning.checkpoints import data_overrides, datamodule_from_checkpoint, read_checkpoint
-from vrnn_lightning.errors import ConfigError
+from vrnn_lightning.errors import one_line_errors
 from vrnn_lightning.images import write_png
 from vrnn_lightning.module import VRNNModule
 
@@ -22,10 +21,10 @@ def sample(cfg: DictConfig) -> list[Path]:
     output_dir = Path(cfg.paths.output_dir)
     if module.hparams.vocab is not None:
         texts = [module.sample_text(cfg.prompt, cfg.length, cfg.temperature, seed=cfg.seed + i) for i in range(cfg.num_samples)]
-        for i, text in enumerate(texts):
-            print(f"--- sample {i} ---\n{text}")
+        report = "".join(f"--- sample {i} ---\n{text}\n" for i, text in enumerate(texts))
+        print(report, end="")
         path = output_dir / "samples.txt"
-        path.write_text("\n\n".join(texts) + "\n", encoding="utf-8")
+        path.write_text(report, encoding="utf-8")
         return [path]
     datamodule = datamodule_from_checkpoint(read_checkpoint(cfg.ckpt_path), **data_overrides(cfg))
     datamodule.setup("test")
@@ -36,11 +35,8 @@ def sample(cfg: DictConfig) -> list[Path]:
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="sample")
 def main(cfg: DictConfig) -> None:
-    try:
+    with one_line_errors():
         paths = sample(cfg)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
     for path in paths:
         print(f"wrote {path}")
 

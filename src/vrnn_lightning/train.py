@@ -5,16 +5,14 @@ checkpoint and prints the final metrics and the run folder.
 """
 
 import logging
-import sys
 
 import hydra
 import lightning as L
 import torch
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from vrnn_lightning.errors import ConfigError
+from vrnn_lightning.errors import ConfigError, one_line_errors
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +21,6 @@ def check_accelerator(accelerator: str) -> None:
     """Fail early, in one line, where the config asks for a GPU the machine does not have."""
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError("trainer=gpu asks for a CUDA GPU but none is visible; use trainer=cpu (or trainer=default)")
-
-
-def user_error(err: Exception) -> str | None:
-    """The message of a bad-input error: a ConfigError, or a ValueError a constructor raised on a config value."""
-    if isinstance(err, ConfigError):
-        return str(err)
-    if isinstance(err, InstantiationException) and isinstance(err.__cause__, ValueError):
-        return str(err.__cause__)
-    return None
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -59,14 +48,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
-    try:
+    with one_line_errors():
         metrics = train(cfg)
-    except Exception as err:
-        message = user_error(err)
-        if message is None:
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
     for name in sorted(metrics):
         print(f"{name:>12}: {metrics[name]:.4f}")
     print(f"run folder: {cfg.paths.output_dir}")
