@@ -7,7 +7,9 @@ Measures, in one run on one machine, with warm-up and the median of timed repeat
   (b) the same step through the plain per-step formulation (models/reference.py),
   (c) a character RNN on torch's fused nn.GRU of the same hidden size, batch and window.
 For each: characters per second, FLOPs per character (FlopCounterMode), achieved FLOP/s, peak memory and
-aten operator calls per time step (forward + backward). Then generation speed. The last three lines are the
+aten operator calls per time step (forward + backward). Then the VRNN's peak memory at several windows, and
+generation speed. Peak memory is CUDA's peak allocation on a GPU and the growth of the process's peak RSS on
+the CPU (each measurement runs in a fresh process). The last three lines are the
 ratios the project tracks.
 """
 
@@ -153,6 +155,7 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=cfg.data.seq_len)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--memory-windows", default="64,128,256,512", help="windows at which to measure peak memory")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -166,6 +169,10 @@ def main() -> None:
         print(f"{kind:>9}: {r['chars_per_s']:>9.0f} chars/s  {r['step_ms']:7.1f} ms/step  "
               f"{r['flops_per_char'] / 1e6:6.2f} MFLOP/char  {r['flop_per_s'] / 1e9:6.1f} GFLOP/s  "
               f"peak {r['peak_mb']:6.0f} MB  {r['ops_per_step']:6.1f} aten ops/step")
+    for window in (int(w) for w in args.memory_windows.split(",")):
+        r = run_isolated("vrnn", args.device, args.batch_size, window, 1, 1)
+        print(f"peak training memory at window {window:>4}: {r['peak_mb']:7.0f} MB, "
+              f"{r['peak_mb'] * 1024 / (args.batch_size * window):6.1f} KB per (batch x window) character")
     for batch in (1, args.batch_size):
         print(f"generation: {generation_speed(args.device, 500, batch):.0f} chars/s at batch {batch}")
     if args.json:

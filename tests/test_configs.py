@@ -54,3 +54,13 @@ def test_latent_remedies_sweep_builds_on_the_reference_run():
     cfg = compose_train(["experiment=latent_remedies"])
     assert cfg.model.z_dim == 32 and cfg.task_name == "latent_remedies"
     assert set(cfg.hydra.sweeper.params) == {"module.free_bits", "module.kl_warmup_steps"}
+
+
+def test_the_overrides_the_readme_shows_compose():
+    readme = (CONF.parent / "README.md").read_text()
+    commands = [line.split("#")[0].split() for line in readme.splitlines() if line.startswith("python -m vrnn_lightning.train")]
+    assert len(commands) >= 8
+    for words in commands:
+        overrides = [w for w in words[3:] if "=" in w and not w.startswith("data.path")]
+        cfg = compose_train(overrides)
+        assert cfg.module._target_.endswith("VRNNModule"), words
