@@ -102,3 +102,15 @@ def test_mnist_run_writes_image_grids_and_the_per_image_bound(tiny_mnist_run):
     assert events.Images("images/samples")[-1].width > 28 * 8
     bound = events.Scalars("val/nll_bound")[-1].value
     assert math.isfinite(bound) and bound == pytest.approx(28 * events.Scalars("val/loss")[-1].value, rel=1e-4)
+
+
+def test_ddp_on_two_cpu_processes_shares_one_run_folder(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_train(*TINY, "trainer=ddp_cpu", "callbacks.progress_bar=null", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("run folder:") == 1  # rank 0 reports
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file() and (run_dir / "train_ddp_process_1.log").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no folder per rank
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    assert math.isfinite(events.Scalars("val/loss")[-1].value)

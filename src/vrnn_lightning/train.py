@@ -24,7 +24,8 @@ def check_accelerator(accelerator: str) -> None:
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit and test as `cfg` says; returns the final metrics. Callable without Hydra's main (tests do)."""
+    """Fit and test as `cfg` says; returns the final metrics, on rank 0 only (empty on other DDP ranks).
+    Callable without Hydra's main (tests do)."""
     check_accelerator(str(cfg.trainer.get("accelerator", "auto")))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
@@ -43,13 +44,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
-    return metrics
+    return metrics if trainer.is_global_zero else {}
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     with one_line_errors():
         metrics = train(cfg)
+    if not metrics:  # a DDP rank above 0: rank 0 reports
+        return
     for name in sorted(metrics):
         print(f"{name:>12}: {metrics[name]:.4f}")
     print(f"run folder: {cfg.paths.output_dir}")
