@@ -4,7 +4,10 @@ Seeds, builds data, network, module, loggers, callbacks and trainer from conf/, 
 checkpoint and prints the final metrics and the run folder.
 """
 
+import json
 import logging
+import time
+from pathlib import Path
 
 import hydra
 import lightning as L
@@ -38,13 +41,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     log.info("network: %s parameters", f"{sum(p.numel() for p in net.parameters()):,}")
 
+    start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    checkpoint_callback = trainer.checkpoint_callback
+    if checkpoint_callback is not None and checkpoint_callback.best_model_score is not None:
+        metrics["best_val_loss"] = float(checkpoint_callback.best_model_score)
     if cfg.get("test"):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        best = checkpoint_callback.best_model_path if checkpoint_callback else ""
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
-    return metrics if trainer.is_global_zero else {}
+    metrics["wall_s"] = time.perf_counter() - start
+    if not trainer.is_global_zero:
+        return {}
+    (Path(cfg.paths.output_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")

@@ -1,0 +1,93 @@
+"""When a multirun ends: one table and one plot of every job, instead of a pile of folders.
+
+Each training run writes metrics.json into its folder; `SweepSummary` reads them with each job's overrides
+and writes summary.csv, summary.md and summary.png into the sweep folder.
+"""
+
+import csv
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+COLUMNS = ["best_val_loss", "test/loss", "test/kl", "test/recon", "wall_s"]
+
+
+def collect(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per finished job: its number, its overrides and its metrics."""
+    rows = []
+    for job in sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)):
+        metrics_file, overrides_file = job / "metrics.json", job / ".hydra" / "overrides.yaml"
+        if not metrics_file.is_file():
+            log.warning("sweep job %s left no metrics.json (failed or still running); left out of the summary", job)
+            continue
+        overrides = OmegaConf.load(overrides_file) if overrides_file.is_file() else []
+        rows.append({"job": int(job.name), "overrides": " ".join(overrides), **json.loads(metrics_file.read_text())})
+    return rows
+
+
+def swept_keys(rows: list[dict[str, Any]]) -> list[str]:
+    """The override keys whose values differ between jobs."""
+    values: dict[str, set[str]] = {}
+    for row in rows:
+        for override in row["overrides"].split():
+            key, _, value = override.partition("=")
+            values.setdefault(key, set()).add(value)
+    return [key for key, seen in values.items() if len(seen) > 1]
+
+
+def write_summary(sweep_dir: Path) -> list[Path]:
+    rows = collect(sweep_dir)
+    if not rows:
+        return []
+    keys = swept_keys(rows)
+    for row in rows:
+        settings = dict(o.partition("=")[::2] for o in row["overrides"].split())
+        row.update({key: settings.get(key, "") for key in keys})
+    header = ["job", *keys, *COLUMNS, "overrides"]
+    with (sweep_dir / "summary.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    cell = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(cell(row.get(h, "")) for h in header) + " |" for row in rows]
+    (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    return [sweep_dir / "summary.csv", sweep_dir / "summary.md", plot(rows, keys, sweep_dir / "summary.png")]
+
+
+def plot(rows: list[dict[str, Any]], keys: list[str], path: Path) -> Path:
+    """Best validation and test loss against the swept value (one numeric key), else against the job number."""
+    import matplotlib  # here, not at the top: every run loads this module, only a sweep's end draws
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x_key = keys[0] if len(keys) == 1 else "job"
+    try:
+        xs = [float(row[x_key]) for row in rows]
+    except ValueError:
+        x_key, xs = "job", [row["job"] for row in rows]
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for metric in ("best_val_loss", "test/loss"):
+        points = sorted((x, row[metric]) for x, row in zip(xs, rows) if isinstance(row.get(metric), float))
+        if points:
+            axes.plot(*zip(*points), marker="o", label=metric)
+    axes.set_xlabel(x_key)
+    axes.set_ylabel("negative ELBO per step (nats)")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+class SweepSummary(Callback):
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        for path in write_summary(Path(config.hydra.sweep.dir)):
+            log.info("sweep summary: %s", path)
