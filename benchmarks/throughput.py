@@ -2,14 +2,15 @@
 
     python benchmarks/throughput.py [--device cuda] [--batch-size N] [--seq-len T] [--repeats R]
 
-Measures, in one run on one machine, with warm-up and the median of timed repeats:
+Measures, in one run on one machine, with warm-up and the median of timed repeats (the three models take
+turns step by step, so that drifts in the machine's speed do not favour one of them):
   (a) the project's VRNN training step (time-parallel forward + backward + AdamW),
   (b) the same step through the plain per-step formulation (models/reference.py),
   (c) a character RNN on torch's fused nn.GRU of the same hidden size, batch and window.
 For each: characters per second, FLOPs per character (FlopCounterMode), achieved FLOP/s, peak memory and
 aten operator calls per time step (forward + backward). Then the VRNN's peak memory at several windows, and
-generation speed. Peak memory is CUDA's peak allocation on a GPU and the growth of the process's peak RSS on
-the CPU (each measurement runs in a fresh process). The last three lines are the
+generation speed. Peak memory is CUDA's peak allocation on a GPU; on the CPU, the growth of the process's peak RSS
+over ten training steps (activations, gradients, optimiser state), each model in a fresh process. The last three lines are the
 ratios the project tracks.
 """
 
@@ -83,11 +84,11 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(kind: str, device: str, batch: int, steps: int, warmup: int, repeats: int, queue) -> None:
-    """Runs in its own process so that peak memory is this model's alone."""
+def make_step(kind: str, device: str, batch: int, steps: int) -> tuple[Callable[[], None], Callable[[], Tensor], Tensor]:
+    """(one training step, the loss alone, the batch) for one of the three models."""
     model, loss_fn = build(kind, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    window = steps + 1 if kind == "gru" else steps  # the GRU predicts steps characters from steps + 1
+    window = steps + 1 if kind == "gru" else steps  # the GRU predicts `steps` characters from steps + 1
     x = torch.randint(0, VOCAB, (batch, window), device=device)
 
     def train_step() -> None:
@@ -96,34 +97,47 @@ def measure(kind: str, device: str, batch: int, steps: int, warmup: int, repeats
         loss.backward()
         optimizer.step()
 
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    for _ in range(warmup):
-        train_step()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        train_step()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    if device == "cuda":
-        peak_bytes = torch.cuda.max_memory_allocated()
-    else:
-        peak_bytes = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) * 1024  # growth of peak RSS
+    return train_step, lambda: loss_fn(x), x
+
+
+def time_interleaved(kinds: list[str], device: str, batch: int, steps: int, warmup: int, repeats: int) -> dict:
+    """Median seconds per training step of each kind, the kinds taking turns step by step, so that a machine
+    whose speed drifts (a shared VM) slows them all alike and the ratios stay fair."""
+    train_steps = {kind: make_step(kind, device, batch, steps)[0] for kind in kinds}
+    times: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for repeat in range(warmup + repeats):
+        for kind, train_step in train_steps.items():
+            synchronize(device)
+            start = time.perf_counter()
+            train_step()
+            synchronize(device)
+            if repeat >= warmup:
+                times[kind].append(time.perf_counter() - start)
+    return {kind: statistics.median(t) for kind, t in times.items()}
+
+
+def count(kind: str, device: str, batch: int, steps: int) -> dict:
+    """FLOPs and aten operator calls of one forward + backward."""
+    _, loss_fn, _ = make_step(kind, device, batch, steps)
     flops = FlopCounterMode(display=False)
     with flops:
-        loss_fn(x).backward()
+        loss_fn().backward()
     counter = OpCounter()
     with counter:
-        loss_fn(x).backward()
-    chars = batch * steps
-    seconds = statistics.median(times)
-    queue.put(dict(
-        kind=kind, step_ms=1000 * seconds, chars_per_s=chars / seconds, flops_per_char=flops.get_total_flops() / chars,
-        flop_per_s=flops.get_total_flops() / seconds, peak_mb=peak_bytes / 2**20, ops_per_step=counter.calls / steps,
-    ))
+        loss_fn().backward()
+    return dict(flops=flops.get_total_flops(), ops_per_step=counter.calls / steps)
+
+
+def peak_memory(kind: str, device: str, batch: int, steps: int, queue) -> None:
+    """Runs in its own process, so that the peak is this model's alone."""
+    train_step = make_step(kind, device, batch, steps)[0]
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # after imports and building: their peak is not ours
+    for _ in range(10):
+        train_step()
+    if device == "cuda":
+        queue.put(torch.cuda.max_memory_allocated() / 2**20)
+    else:
+        queue.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024)  # growth of peak RSS
 
 
 def generation_speed(device: str, length: int, batch: int) -> float:
@@ -137,10 +151,10 @@ def generation_speed(device: str, length: int, batch: int) -> float:
     return batch * length / (time.perf_counter() - start)
 
 
-def run_isolated(*args) -> dict:
+def isolated_peak_mb(*args) -> float:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=measure, args=(*args, queue))
+    process = context.Process(target=peak_memory, args=(*args, queue))
     process.start()
     result = queue.get()
     process.join()
@@ -154,7 +168,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=cfg.data.batch_size)
     parser.add_argument("--seq-len", type=int, default=cfg.data.seq_len)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--memory-windows", default="64,128,256,512", help="windows at which to measure peak memory")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -163,16 +177,26 @@ def main() -> None:
 
     print(f"device={args.device} threads={torch.get_num_threads()} batch={args.batch_size} window={args.seq_len} "
           f"h={cfg.model.h_dim} z={cfg.model.z_dim} torch={torch.__version__}")
+    kinds = ["vrnn", "per_step", "gru"]
+    # Memory first: a child process inherits the parent's peak-RSS mark, which the timing below would raise.
+    peaks = {kind: isolated_peak_mb(kind, args.device, args.batch_size, args.seq_len) for kind in kinds}
+    window_peaks = {w: isolated_peak_mb("vrnn", args.device, args.batch_size, w) for w in map(int, args.memory_windows.split(","))}
+    seconds = time_interleaved(kinds, args.device, args.batch_size, args.seq_len, args.warmup, args.repeats)
+    chars = args.batch_size * args.seq_len
     results = {}
-    for kind in ("vrnn", "per_step", "gru"):
-        results[kind] = r = run_isolated(kind, args.device, args.batch_size, args.seq_len, args.warmup, args.repeats)
+    for kind in kinds:
+        counted = count(kind, args.device, args.batch_size, args.seq_len)
+        results[kind] = r = dict(
+            step_ms=1000 * seconds[kind], chars_per_s=chars / seconds[kind], flops_per_char=counted["flops"] / chars,
+            flop_per_s=counted["flops"] / seconds[kind], ops_per_step=counted["ops_per_step"],
+            peak_mb=peaks[kind],
+        )
         print(f"{kind:>9}: {r['chars_per_s']:>9.0f} chars/s  {r['step_ms']:7.1f} ms/step  "
               f"{r['flops_per_char'] / 1e6:6.2f} MFLOP/char  {r['flop_per_s'] / 1e9:6.1f} GFLOP/s  "
               f"peak {r['peak_mb']:6.0f} MB  {r['ops_per_step']:6.1f} aten ops/step")
-    for window in (int(w) for w in args.memory_windows.split(",")):
-        r = run_isolated("vrnn", args.device, args.batch_size, window, 1, 1)
-        print(f"peak training memory at window {window:>4}: {r['peak_mb']:7.0f} MB, "
-              f"{r['peak_mb'] * 1024 / (args.batch_size * window):6.1f} KB per (batch x window) character")
+    for window, peak in window_peaks.items():
+        print(f"peak training memory at window {window:>4}: {peak:7.0f} MB, "
+              f"{peak * 1024 / (args.batch_size * window):6.1f} KB per (batch x window) character")
     for batch in (1, args.batch_size):
         print(f"generation: {generation_speed(args.device, 500, batch):.0f} chars/s at batch {batch}")
     if args.json:
