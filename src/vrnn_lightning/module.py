@@ -2,8 +2,9 @@
 
 Every term is logged per step (per character for text, per row for images), in nats. Text adds `*/bpc`, the
 bound in bits per character; images add `*/nll_bound`, the bound in nats per image. `train/loss` is the
-objective being optimised (recon + beta * KL); `val/loss` and `test/loss` are always the full negative ELBO
-(beta = 1), so checkpoints are chosen by the bound.
+objective being optimised (recon + beta * KL, the KL floored per dimension with free bits); `val/loss` and
+`test/loss` are always the full negative ELBO (beta = 1, no floor), so checkpoints are chosen by the bound.
+Validation and test also log `*/active_units` and a `*/kl_per_dim` histogram.
 """
 
 import math
