@@ -114,3 +114,13 @@ def test_ddp_on_two_cpu_processes_shares_one_run_folder(tmp_path):
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
     assert math.isfinite(events.Scalars("val/loss")[-1].value)
+
+
+def test_a_stopped_run_resumes_in_its_own_folder(tmp_path):
+    run_dir = tmp_path / "run"
+    first = run_train(*TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = run_train(*TINY, "trainer.max_steps=9", "ckpt_path=last", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Restored all states from the checkpoint" in resumed.stdout + resumed.stderr
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 9
