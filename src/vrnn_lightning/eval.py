@@ -64,7 +64,7 @@ def evaluate(cfg: DictConfig) -> dict:
         if iw_samples:
             iw -= iw_log_likelihood(net, batch, iw_samples, cfg.eval.iw_chunk).sum().item()
 
-    is_text = "vocab" in checkpoint["hyper_parameters"] and checkpoint["hyper_parameters"]["vocab"] is not None
+    is_text = checkpoint["hyper_parameters"].get("vocab") is not None
     unit = "char" if is_text else "step"
     metrics = {
         "checkpoint": str(cfg.ckpt_path), "split": cfg.split, "steps": steps, "sequences": sequences,

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from vrnn_lightning.checkpoints import import_by_name, read_checkpoint
-from vrnn_lightning.errors import ConfigError
+from vrnn_lightning.data.shakespeare import Vocabulary
 from vrnn_lightning.images import image_grid, sequences_to_images
 from vrnn_lightning.latents import LatentUsage
 from vrnn_lightning.models import VRNNOutput
@@ -163,18 +163,14 @@ class VRNNModule(L.LightningModule):
 
     def sample_text(self, prompt: str, length: int, temperature: float = 1.0, seed: int | None = None) -> str:
         """Prompt + `length` generated characters, decoded with the vocabulary stored in the module."""
-        chars = self.hparams.vocab
-        index = {c: i for i, c in enumerate(chars)}
-        unknown = sorted(set(prompt) - index.keys())
-        if unknown:
-            raise ConfigError(f"prompt characters {''.join(unknown)!r} are not in the vocabulary {chars!r}")
-        prime = torch.tensor([[index[c] for c in prompt]], device=self.device) if prompt else None
+        vocab = Vocabulary(self.hparams.vocab)
+        prime = vocab.encode(prompt).unsqueeze(0).to(self.device) if prompt else None
         generator = torch.Generator(self.device).manual_seed(seed) if seed is not None else None
         was_training = self.net.training
         self.net.eval()
         ids = self.net.generate(length, batch_size=1, prime=prime, temperature=temperature, generator=generator)
         self.net.train(was_training)
-        return prompt + "".join(chars[i] for i in ids[0].tolist())
+        return prompt + vocab.decode(ids[0])
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.optimizer_factory(params=self.parameters())
