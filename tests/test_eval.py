@@ -90,30 +90,3 @@ def test_eval_of_the_rnn_baseline_reports_zero_kl_and_an_exact_nll(tmp_path):
     assert "active_units" not in metrics
 
 
-def test_eval_names_a_missing_checkpoint(tmp_path):
-    result = run_eval(f"ckpt_path={tmp_path / 'missing.ckpt'}", cwd=tmp_path)
-    assert result.returncode != 0 and "is not a file" in result.stderr and "Traceback" not in result.stderr
-
-
-@pytest.mark.parametrize(
-    "make_file, fragment",
-    [
-        (lambda p: p.write_bytes(b""), "cannot be read"),
-        (lambda p: p.write_bytes(b"PK\x03\x04 truncated"), "cannot be read"),
-        (lambda p: __import__("torch").save({"state_dict": {}}, p), "not a vrnn-lightning checkpoint"),
-    ],
-)
-def test_eval_names_a_truncated_or_foreign_checkpoint(tmp_path, make_file, fragment):
-    ckpt = tmp_path / "bad.ckpt"
-    make_file(ckpt)
-    result = run_eval(f"ckpt_path={ckpt}", cwd=tmp_path)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode != 0 and len(lines) == 1 and fragment in lines[0]
-
-
-def test_eval_refuses_image_options_on_a_text_checkpoint_and_k_below_one(tiny_run, tmp_path):
-    ckpt = tiny_run[1] / "checkpoints" / "last.ckpt"
-    image_option = run_eval(f"ckpt_path={ckpt}", "data.root=/somewhere", cwd=tmp_path)
-    assert image_option.returncode != 0 and "data.root does not apply to this checkpoint's data (CharDataModule)" in image_option.stderr
-    no_samples = run_eval(f"ckpt_path={ckpt}", "eval.iw_samples=0", cwd=tmp_path)
-    assert no_samples.returncode != 0 and "eval.iw_samples=0 must be a whole number >= 1" in no_samples.stderr

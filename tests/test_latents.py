@@ -31,3 +31,24 @@ def test_models_without_latents_leave_usage_empty():
     usage = LatentUsage()
     usage.update(VRNNOutput(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 3, 1)))
     assert usage.count == 0
+
+
+def test_usage_summed_across_ranks_equals_usage_over_the_whole_split():
+    torch.manual_seed(1)
+    means = torch.randn(30, 4, 3) * torch.tensor([1.0, 0.01, 0.3])
+    whole = LatentUsage()
+    whole.update(output(means))
+    ranks = [LatentUsage(), LatentUsage(), LatentUsage()]  # the third saw no batch
+    ranks[0].update(output(means[:10]))
+    ranks[1].update(output(means[10:]))
+    stats = [torch.cat([torch.tensor([float(r.count)], dtype=torch.float64), r.kl_sum, r.mean_sum, r.square_sum])
+             if r.count else torch.zeros(10, dtype=torch.float64) for r in ranks]
+    total = sum(stats)  # what an all-reduce with op=sum hands every rank
+    def all_reduce(sent: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
+        assert torch.equal(sent, expected)  # each rank sends its own count and sums
+        return total.clone()
+
+    for rank, own in zip(ranks, stats):
+        rank.sum_across(lambda t: all_reduce(t, own), z_dim=3, device=torch.device("cpu"))
+        assert rank.count == whole.count and rank.active_units() == whole.active_units() == 2
+        assert torch.allclose(rank.mean_variance(), whole.mean_variance()) and torch.allclose(rank.kl_per_dim(), whole.kl_per_dim())

@@ -1,10 +1,14 @@
 """Bad user input: one exception type, and the mains' contract of one line on stderr and exit status 2."""
 
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from hydra.errors import InstantiationException
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 class ConfigError(ValueError):
@@ -22,12 +26,28 @@ def user_message(err: Exception) -> str | None:
 
 @contextmanager
 def one_line_errors() -> Iterator[None]:
-    """Report bad input as `error: ...` and exit 2; anything else is a bug and keeps its traceback."""
+    """Report bad input as `error: ...` and exit 2; anything else is a bug and keeps its traceback, and so does
+    everything under HYDRA_FULL_ERROR=1."""
     try:
         yield
     except Exception as err:
         message = user_message(err)
-        if message is None:
+        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def check_group_choices(overrides: Sequence[str], config_dir: Path = CONFIG_DIR) -> None:
+    """Name an unknown option of a config group (`trainer=tpu`) in one line, before Hydra's many-line report.
+    Groups that plugins provide (hydra/launcher=..., hydra/sweeper=...) are left to Hydra."""
+    for override in overrides:
+        key, sep, values = override.partition("=")
+        key = key.lstrip("+~")
+        group = config_dir / key
+        if not sep or key.startswith("hydra") or "." in key or not group.is_dir():
+            continue
+        options = sorted(p.stem for p in group.glob("*.yaml"))
+        for value in values.split(","):  # a multirun sweeps several
+            if value not in ("null", "") and value not in options:
+                raise ConfigError(f"{key}={value} is not a config of {key}/; choose one of: {', '.join(options)}")

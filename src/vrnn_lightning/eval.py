@@ -8,6 +8,7 @@ their weights), which is tighter; KL per latent dimension and active units. Writ
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import hydra
@@ -16,7 +17,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from vrnn_lightning.checkpoints import data_overrides, datamodule_from_checkpoint, read_checkpoint
-from vrnn_lightning.errors import ConfigError, one_line_errors
+from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_errors
 from vrnn_lightning.latents import LatentUsage
 from vrnn_lightning.module import VRNNModule
 
@@ -100,4 +101,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    with one_line_errors():
+        check_group_choices(sys.argv[1:])
     main()

@@ -8,19 +8,52 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+LIGHTNING_CKPT_NAMES = ("last", "best", "hpc")  # resolved by Lightning inside the run's own folder
+
+
+def refuse(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def make_folder(folder: Path, setting: str) -> None:
+    """Create `folder` now, so an unwritable place is one line instead of a traceback from Hydra's logging."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise PermissionError("not writable")
+    except OSError as err:
+        refuse(f"cannot use {folder} as the output folder ({getattr(err, 'strerror', None) or err}); "
+               f"set {setting} to a writable place")
+
+
+def resumes_own_run(config: DictConfig, run_dir: Path) -> bool:
+    """A training run that resumes from a checkpoint of the run in `run_dir` may write into `run_dir`."""
+    ckpt_path = config.get("ckpt_path")
+    if config.hydra.job.config_name != "train" or ckpt_path is None:
+        return False
+    return ckpt_path in LIGHTNING_CKPT_NAMES or run_dir.resolve() in Path(ckpt_path).resolve().parents
+
 
 class RefuseUsedRunFolder(Callback):
-    """Stop before Hydra writes .hydra/ and logs into a folder an earlier run already filled.
+    """Stop before Hydra writes .hydra/ and logs into a folder an earlier run already filled, or into a folder
+    that cannot be written.
 
-    A resumed training run (`ckpt_path=` set) may reuse its own folder, and so may the processes Lightning's
-    DDP launcher starts for ranks above 0 (they are told rank 0's folder and write no .hydra/ of their own).
+    A training run resuming its own checkpoint (`ckpt_path=last`, or a path inside the folder) may reuse its
+    folder, and so may the processes Lightning's DDP launcher starts for ranks above 0 (they are told rank 0's
+    folder and write no .hydra/ of their own).
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         run_dir = Path(config.hydra.run.dir)
-        resuming = config.hydra.job.config_name == "train" and config.get("ckpt_path") is not None
         ddp_child = os.environ.get("LOCAL_RANK", "0") != "0"
-        if not (resuming or ddp_child) and run_dir.is_dir() and any(run_dir.iterdir()):
-            print(f"error: run folder {run_dir} already holds an earlier run; choose a new hydra.run.dir "
-                  "(or resume that run with ckpt_path=)", file=sys.stderr)
-            sys.exit(2)
+        if not (resumes_own_run(config, run_dir) or ddp_child) and run_dir.is_dir() and any(run_dir.iterdir()):
+            refuse(f"run folder {run_dir} already holds an earlier run; choose a new hydra.run.dir "
+                   "(or resume that run with ckpt_path=last)")
+        make_folder(run_dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if sweep_dir.is_dir() and any(sweep_dir.iterdir()):
+            refuse(f"sweep folder {sweep_dir} already holds an earlier sweep; choose a new hydra.sweep.dir")
+        make_folder(sweep_dir, "hydra.sweep.dir")

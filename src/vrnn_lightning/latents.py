@@ -1,5 +1,7 @@
 """How much the latent variables are used: KL per dimension and active units, accumulated over a data set."""
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -26,6 +28,17 @@ class LatentUsage:
         self.kl_sum = self.kl_sum + kl.sum(0)
         self.mean_sum = self.mean_sum + means.sum(0)
         self.square_sum = self.square_sum + means.pow(2).sum(0)
+
+    def sum_across(self, reduce_sum: Callable[[Tensor], Tensor], z_dim: int, device: torch.device) -> None:
+        """Replace this process's sums by their totals over all DDP ranks (`reduce_sum` all-reduces one tensor),
+        so active units are counted over the whole split, not one rank's share. Every rank must call it, also
+        one that saw no batch: `z_dim` sizes its zeros."""
+        if self.count == 0:
+            self.kl_sum = self.mean_sum = self.square_sum = torch.zeros(z_dim, dtype=torch.float64, device=device)
+        count = torch.tensor([float(self.count)], dtype=torch.float64, device=device)
+        totals = reduce_sum(torch.cat([count, self.kl_sum.to(device), self.mean_sum.to(device), self.square_sum.to(device)]))
+        self.count = int(totals[0].item())
+        self.kl_sum, self.mean_sum, self.square_sum = totals[1:].view(3, z_dim).unbind(0)
 
     def kl_per_dim(self) -> Tensor:
         """Average KL of each latent dimension, nats per step."""

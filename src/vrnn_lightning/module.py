@@ -49,7 +49,7 @@ class VRNNModule(L.LightningModule):
         free_bits: float = 0.0,
         vocab: str | None = None,
         image_layout: str | None = None,
-        sample_length: int = 300,
+        sample_length: int = 300,  # 0: no text sample
         sample_prompt: str = "",
         sample_temperature: float = 1.0,
     ) -> None:
@@ -63,6 +63,7 @@ class VRNNModule(L.LightningModule):
             raise ValueError(f"module.free_bits must be >= 0 (nats per latent dimension), got {free_bits!r}")
         self.first_val_batch: Tensor | None = None
         self.latent_usage = LatentUsage()
+        self.rng_state_to_resume: dict[str, Any] | None = None
 
     def beta(self) -> float:
         """KL weight: ramps linearly 0 -> 1 over `kl_warmup_steps` optimiser steps (1 when off)."""
@@ -117,7 +118,11 @@ class VRNNModule(L.LightningModule):
     on_test_epoch_start = on_validation_epoch_start
 
     def _log_latent_usage(self, stage: str) -> None:
-        usage = self.latent_usage
+        usage, z_dim = self.latent_usage, getattr(self.net, "z_dim", None)
+        if z_dim is None:  # the baseline has no latents
+            return
+        if self.trainer.world_size > 1:
+            usage.sum_across(lambda t: self.trainer.strategy.reduce(t, reduce_op="sum"), z_dim, self.device)
         if usage.count == 0:
             return
         self.log(f"{stage}/active_units", float(usage.active_units()))
@@ -133,7 +138,7 @@ class VRNNModule(L.LightningModule):
         experiment = getattr(self.logger, "experiment", None)
         if self.trainer.sanity_checking or not self.trainer.is_global_zero or not hasattr(experiment, "add_text"):
             return
-        if self.hparams.vocab is not None:
+        if self.hparams.vocab is not None and self.hparams.sample_length > 0:
             text = self.sample_text(self.hparams.sample_prompt, self.hparams.sample_length, self.hparams.sample_temperature)
             # Markdown would eat the line breaks of verse; an indented block keeps them.
             experiment.add_text("samples", "    " + text.replace("\n", "\n    "), self.global_step)
@@ -189,6 +194,23 @@ class VRNNModule(L.LightningModule):
         datamodule = getattr(self._trainer, "datamodule", None)
         if datamodule is not None:
             checkpoint["datamodule_class"] = f"{type(datamodule).__module__}.{type(datamodule).__qualname__}"
+        # Lightning does not save the random state; the posterior noise of a resumed run depends on it.
+        checkpoint["rng_state"] = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_state"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.rng_state_to_resume = checkpoint.get("rng_state")
+
+    def on_train_start(self) -> None:
+        """A resumed run takes up the random state where the checkpoint left it, after the sanity check (which
+        the uninterrupted run did not do at this point), so it draws the same noise."""
+        state, self.rng_state_to_resume = self.rng_state_to_resume, None
+        if state is None:
+            return
+        torch.set_rng_state(state["cpu"])
+        if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
 
     @classmethod
     def load_checkpoint(cls, path: str, map_location: str | torch.device = "cpu") -> "VRNNModule":

@@ -4,19 +4,22 @@ Text: prints `num_samples` samples and saves them to samples.txt in the run fold
 samples from the prior and of completions of test digits (top half read, bottom half generated).
 """
 
+import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from vrnn_lightning.checkpoints import data_overrides, datamodule_from_checkpoint, read_checkpoint
-from vrnn_lightning.errors import one_line_errors
+from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_errors
 from vrnn_lightning.images import write_png
 from vrnn_lightning.module import VRNNModule
 
 
 def sample(cfg: DictConfig) -> list[Path]:
     """Write the samples into the run folder; returns the files written."""
+    if cfg.get("length", 1) < 1:
+        raise ConfigError(f"length={cfg.length} leaves nothing to generate; use length=1 or more")
     module = VRNNModule.load_checkpoint(cfg.ckpt_path)
     output_dir = Path(cfg.paths.output_dir)
     if module.hparams.vocab is not None:
@@ -42,4 +45,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    with one_line_errors():
+        check_group_choices(sys.argv[1:])
     main()

@@ -85,3 +85,11 @@ def test_bad_corpus_gives_one_line_naming_the_fix(tmp_path, content, message):
 def test_sizes_must_be_positive():
     with pytest.raises(ConfigError, match="data.seq_len must be a positive integer"):
         CharDataModule(seq_len=0)
+
+
+def test_ranks_take_disjoint_slices_of_the_single_process_global_batch():
+    data = torch.arange(1000)
+    single = RandomWindows(data, seq_len=16, batch_size=8, num_batches=3, seed=5)
+    ranks = [RandomWindows(data, seq_len=16, batch_size=4, num_batches=3, seed=5, rank=r, world_size=2) for r in (0, 1)]
+    for whole, first, second in zip(single, *ranks):
+        assert torch.equal(torch.cat([first, second]), whole)

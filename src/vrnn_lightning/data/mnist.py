@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
+from vrnn_lightning.data.epochs import ResumableEpochs
 from vrnn_lightning.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ class ShuffledImages(IterableDataset):
             yield torch.bernoulli(batch, generator=generator) if self.dynamic else batch
 
 
-class MNISTDataModule(L.LightningDataModule):
+class MNISTDataModule(ResumableEpochs, L.LightningDataModule):
     """MNIST digits as (B, 28, 28) sequences of rows (or columns) for the VRNN."""
 
     def __init__(
@@ -203,7 +204,7 @@ class MNISTDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
         batches = ShuffledImages(self.images["train"], self.batch_size, self.seed, rank, world, self.binarize)
-        return DataLoader(batches, batch_size=None)
+        return DataLoader(self.resume_epochs(batches), batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(list(self.images["val"].split(self.eval_batch_size)), batch_size=None)

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
+from vrnn_lightning.data.epochs import ResumableEpochs
 from vrnn_lightning.errors import ConfigError
 
 EMBEDDED_CORPUS = "tinyshakespeare.txt.xz"
@@ -38,6 +39,8 @@ def load_corpus(path: str | Path | None = None) -> str:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
         raise ConfigError(f"data.path={str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start}); convert it to UTF-8") from None
+    if "\0" in text:
+        raise ConfigError(f"data.path={str(path)!r} is binary (it holds NUL bytes), not text; point it at a UTF-8 text file")
     if not text:
         raise ConfigError(f"data.path={str(path)!r} is empty; point it at a file with text in it")
     return text
@@ -70,11 +73,16 @@ def split_points(n: int) -> tuple[int, int]:
 
 
 class RandomWindows(IterableDataset):
-    """`num_batches` batches of `batch_size` random windows, each batch one gather from the corpus tensor."""
+    """`num_batches` batches of `batch_size` random windows, each batch one gather from the corpus tensor.
 
-    def __init__(self, data: Tensor, seq_len: int, batch_size: int, num_batches: int, seed: int) -> None:
+    Every rank draws the same global batch of `world_size * batch_size` windows and keeps its own slice, so a
+    DDP run sees the windows a single process with the global batch size would see.
+    """
+
+    def __init__(self, data: Tensor, seq_len: int, batch_size: int, num_batches: int, seed: int,
+                 rank: int = 0, world_size: int = 1) -> None:
         self.data, self.seq_len, self.batch_size, self.num_batches = data, seq_len, batch_size, num_batches
-        self.seed, self.epoch = seed, 0
+        self.seed, self.epoch, self.rank, self.world_size = seed, 0, rank, world_size
 
     def __len__(self) -> int:
         return self.num_batches
@@ -83,9 +91,10 @@ class RandomWindows(IterableDataset):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         self.epoch += 1
         offsets = torch.arange(self.seq_len)
+        mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
         for _ in range(self.num_batches):
-            starts = torch.randint(0, len(self.data) - self.seq_len + 1, (self.batch_size, 1), generator=generator)
-            yield self.data[starts + offsets]
+            starts = torch.randint(0, len(self.data) - self.seq_len + 1, (self.world_size * self.batch_size, 1), generator=generator)
+            yield self.data[starts[mine] + offsets]
 
 
 def sequential_windows(data: Tensor, seq_len: int, batch_size: int) -> list[Tensor]:
@@ -98,7 +107,7 @@ def sequential_windows(data: Tensor, seq_len: int, batch_size: int) -> list[Tens
     return batches
 
 
-class CharDataModule(L.LightningDataModule):
+class CharDataModule(ResumableEpochs, L.LightningDataModule):
     """Character windows from a text corpus; `vocab` and `x_dim` are ready after construction."""
 
     def __init__(
@@ -141,9 +150,9 @@ class CharDataModule(L.LightningDataModule):
         return {"vocab": self.vocab.chars}
 
     def train_dataloader(self) -> DataLoader:
-        rank = self.trainer.global_rank if self.trainer is not None else 0
-        windows = RandomWindows(self.train_ids, self.seq_len, self.batch_size, self.batches_per_epoch, self.seed + 1000 * rank)
-        return DataLoader(windows, batch_size=None, pin_memory=self._pin_memory())
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+        windows = RandomWindows(self.train_ids, self.seq_len, self.batch_size, self.batches_per_epoch, self.seed, rank, world)
+        return DataLoader(self.resume_epochs(windows), batch_size=None, pin_memory=self._pin_memory())
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.val_ids)

@@ -1,0 +1,120 @@
+"""Every bad input the mains can be given: one line naming the problem and the fix, a non-zero exit, no
+traceback (unless HYDRA_FULL_ERROR=1), and no earlier file changed."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import FIXTURE, TINY, TINY_MNIST, run_main
+
+Inputs = Callable[[Path, Path], list[str]]  # (folder for the case's files, a good text checkpoint) -> overrides
+
+
+def text_file(content: bytes) -> Inputs:
+    def make(folder: Path, ckpt: Path) -> list[str]:
+        (folder / "corpus.txt").write_bytes(content)
+        return ["train", *TINY, f"data.path={folder / 'corpus.txt'}"]
+    return make
+
+
+def checkpoint_file(write: Callable[[Path, Path], None], main: str = "eval") -> Inputs:
+    def make(folder: Path, ckpt: Path) -> list[str]:
+        write(folder / "given.ckpt", ckpt)
+        return [main, f"ckpt_path={folder / 'given.ckpt'}"]
+    return make
+
+
+def corrupt_mnist(folder: Path, ckpt: Path) -> list[str]:
+    shutil.copytree(FIXTURE, folder / "mnist")
+    images = next((folder / "mnist").glob("*images*"))
+    images.write_bytes(images.read_bytes()[:-10] + bytes(10))
+    return ["train", *TINY_MNIST, f"data.root={folder / 'mnist'}"]
+
+
+def output_under_a_file(folder: Path, ckpt: Path) -> list[str]:
+    (folder / "a_file").write_text("not a folder")
+    return ["train", *TINY, f"hydra.run.dir={folder / 'a_file' / 'run'}"]
+
+
+CASES: dict[str, tuple[Inputs, list[str]]] = {
+    "missing checkpoint": (lambda f, c: ["eval", f"ckpt_path={f / 'missing.ckpt'}"], ["is not a file", ".ckpt from a run folder"]),
+    "truncated checkpoint": (checkpoint_file(lambda p, good: p.write_bytes(good.read_bytes()[:4096])),
+                             ["cannot be read", "damaged"]),
+    "foreign checkpoint": (checkpoint_file(lambda p, good: torch.save({"state_dict": {}}, p)),
+                           ["not a vrnn-lightning checkpoint", "vrnn_lightning.train"]),
+    "sample from a missing checkpoint": (lambda f, c: ["sample", f"ckpt_path={f / 'nope.ckpt'}"], ["is not a file"]),
+    "prompt outside the vocabulary": (lambda f, c: ["sample", f"ckpt_path={c}", "prompt='héllo€'"],
+                                      ["'é€'", "not in the vocabulary", "use only"]),
+    "image options on a text checkpoint": (lambda f, c: ["eval", f"ckpt_path={c}", "data.root=/somewhere"],
+                                           ["data.root does not apply", "CharDataModule", "its settings are"]),
+    "importance samples below one": (lambda f, c: ["eval", f"ckpt_path={c}", "eval.iw_samples=0"],
+                                     ["eval.iw_samples=0", ">= 1"]),
+    "missing text file": (lambda f, c: ["train", *TINY, f"data.path={f / 'nope.txt'}"], ["is not a file", "UTF-8 text file"]),
+    "empty text file": (text_file(b""), ["is empty"]),
+    "binary file": (text_file(bytes(range(128)) * 8), ["is binary", "NUL bytes"]),
+    "non-UTF-8 text": (text_file("À la fenêtre, ô nuit".encode("latin-1") * 20), ["is not UTF-8", "convert it to UTF-8"]),
+    "seq_len longer than the training split": (lambda f, c: ["train", *TINY, "data.seq_len=2000000"],
+                                               ["too few for a training window", "smaller data.seq_len"]),
+    "batch_size 0": (lambda f, c: ["train", *TINY, "data.batch_size=0"], ["data.batch_size must be a positive integer, got 0"]),
+    "z_dim 0": (lambda f, c: ["train", *TINY, "model.z_dim=0"], ["model.z_dim must be a positive integer, got 0"]),
+    "MNIST file failing its checksum": (corrupt_mnist, ["has md5", "expected", "downloaded again"]),
+    "unknown trainer": (lambda f, c: ["train", *TINY, "trainer=tpu"], ["trainer=tpu is not a config", "cpu, ddp, ddp_cpu"]),
+    "unknown model in a sweep": (lambda f, c: ["train", "-m", "model=vrnn,transformer"], ["model=transformer", "rnn, vrnn"]),
+    "unwritable output folder": (output_under_a_file, ["cannot use", "as the output folder", "hydra.run.dir"]),
+}
+if not torch.cuda.is_available():
+    CASES["trainer=gpu without CUDA"] = (lambda f, c: ["train", "trainer=gpu"], ["asks for a CUDA GPU but none is visible", "trainer=cpu"])
+
+
+def snapshot(root: Path) -> dict[Path, str]:
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def text_checkpoint(tiny_run) -> Path:
+    result, run_dir = tiny_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_gets_one_line_and_loses_nothing(case, tmp_path, text_checkpoint):
+    make_inputs, fragments = CASES[case]
+    ckpt = tmp_path / "good" / "last.ckpt"
+    ckpt.parent.mkdir()
+    shutil.copy(text_checkpoint, ckpt)
+    main, *overrides = make_inputs(tmp_path, ckpt)
+    if not any(o.startswith("hydra.run.dir=") for o in overrides):
+        overrides.append(f"hydra.run.dir={tmp_path / 'run'}")
+    before = snapshot(tmp_path)
+    result = run_main(main, *overrides, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-3000:]
+    assert all(f in lines[0] for f in fragments), lines[0]
+    after = snapshot(tmp_path)
+    assert {p: after.get(p) for p in before} == before  # nothing earlier changed or removed
+    assert not [p for p in set(after) - set(before) if p.suffix == ".ckpt"], "a checkpoint was written"
+
+
+def test_hydra_full_error_shows_the_traceback(tmp_path):
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
+    result = subprocess.run([sys.executable, "-m", "vrnn_lightning.train", *TINY, "model.z_dim=0",
+                             f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and "Traceback" in result.stderr and "model.z_dim must be a positive integer" in result.stderr
+
+
+def test_resuming_another_runs_checkpoint_into_a_used_folder_is_refused(tmp_path, text_checkpoint):
+    used = tmp_path / "used"
+    (used / "checkpoints").mkdir(parents=True)
+    (used / "checkpoints" / "last.ckpt").write_bytes(b"another run's work")
+    result = run_main("train", *TINY, f"ckpt_path={text_checkpoint}", f"hydra.run.dir={used}", cwd=tmp_path)
+    assert result.returncode == 2 and "already holds an earlier run" in result.stderr
+    assert (used / "checkpoints" / "last.ckpt").read_bytes() == b"another run's work"

@@ -1,0 +1,50 @@
+"""Kill a real training run with SIGKILL, resume it in its own folder, and finish where an unbroken run does."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from tests.conftest import TINY, run_main
+
+# Validation, and so a checkpoint, every 3 steps; long enough that the kill lands mid-run.
+KILLABLE = [*TINY, "trainer.max_steps=120", "callbacks.progress_bar=null", "module.sample_length=0"]
+
+
+def wait_for_checkpoint(process: subprocess.Popen, checkpoint: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not checkpoint.exists():
+        assert process.poll() is None, "training ended before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint within the timeout"
+        time.sleep(0.02)
+
+
+def test_sigkill_then_resume_matches_an_unbroken_run(tmp_path):
+    unbroken = run_main("train", *KILLABLE, f"hydra.run.dir={tmp_path / 'unbroken'}", cwd=tmp_path)
+    assert unbroken.returncode == 0, unbroken.stderr[-3000:]
+
+    run_dir = tmp_path / "killed"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    command = [sys.executable, "-m", "vrnn_lightning.train", *KILLABLE, f"hydra.run.dir={run_dir}"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_checkpoint(process, last)
+        process.kill()
+    finally:
+        process.wait()
+    assert process.returncode == -9, "the run finished before it could be killed"
+    saved_step = torch.load(last, weights_only=False)["global_step"]
+    assert 3 <= saved_step < 120
+    assert not (run_dir / "metrics.json").exists()
+
+    resumed = run_main("train", *KILLABLE, "ckpt_path=last", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Restored all states from the checkpoint at {last}" in resumed.stdout + resumed.stderr
+    assert torch.load(last, weights_only=False)["global_step"] == 120
+    expected = json.loads((tmp_path / "unbroken" / "metrics.json").read_text())
+    got = json.loads((run_dir / "metrics.json").read_text())
+    for name in ["val/loss", "test/loss", "test/kl", "test/recon", "best_val_loss"]:
+        assert got[name] == expected[name], (name, saved_step)  # exact: same seed, same windows, same noise on CPU
