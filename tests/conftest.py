@@ -1,8 +1,11 @@
 """Shared by the end-to-end tests: the real entry points run as a user types them, on tiny configs."""
 
 import hashlib
+import json
+import select
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,11 +23,37 @@ TINY_MNIST = [*TINY_MODEL, *TINY_TRAINER, "trainer.limit_train_batches=3", "data
               f"+data.checksums={{{FIXTURE_SUMS}}}"]
 
 
-def run_main(main: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    """`python -m vrnn_lightning.<main> overrides...` in `cwd`."""
-    return subprocess.run(
-        [sys.executable, "-m", f"vrnn_lightning.{main}", *overrides], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
+class Zygote:
+    """The client of tests/zygote.py: one process with the slow imports done, forked for every run."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+
+    def run(self, main: str, overrides: list[str], cwd: Path, outputs: dict[str, Path], timeout: float) -> int:
+        if self.process is None or self.process.poll() is not None:
+            self.process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("zygote.py"))],
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        request = {"main": main, "overrides": overrides, "cwd": str(cwd), **{k: str(v) for k, v in outputs.items()}}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        if not ready:
+            self.process.kill()  # the next run starts a new zygote instead of waiting behind this one
+            raise subprocess.TimeoutExpired([main, *overrides], timeout)
+        return json.loads(self.process.stdout.readline())
+
+
+ZYGOTE = Zygote()
+
+
+def run_main(main: str, *overrides: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m vrnn_lightning.<main> overrides...` in `cwd`, run by a fork of the zygote (the same code
+    path, without the five seconds of imports)."""
+    with tempfile.TemporaryDirectory() as folder:
+        outputs = {name: Path(folder) / name for name in ("stdout", "stderr")}
+        returncode = ZYGOTE.run(main, list(overrides), Path(cwd), outputs, timeout)
+        stdout, stderr = (outputs[name].read_text(errors="replace") for name in ("stdout", "stderr"))
+    return subprocess.CompletedProcess([main, *overrides], returncode, stdout, stderr)
 
 
 @pytest.fixture(scope="session")
