@@ -65,13 +65,14 @@ def reference_config():
         return compose("train", overrides=["experiment=shakespeare_vrnn"])
 
 
-def build(kind: str, device: str) -> tuple[nn.Module, Callable[[Tensor], Tensor]]:
+def build(kind: str, device: str, compile_mode: str | bool = False) -> tuple[nn.Module, Callable[[Tensor], Tensor]]:
+    """The model and its loss; `compile_mode` is the project VRNN's `model.compile` (kind "vrnn" only)."""
     cfg = reference_config()
     torch.manual_seed(0)
     if kind == "gru":
         model = CharGRU(VOCAB, cfg.model.h_dim).to(device)
         return model, model.loss
-    model = instantiate(cfg.model, x_dim=VOCAB).to(device)
+    model = instantiate(cfg.model, x_dim=VOCAB, compile=compile_mode if kind == "vrnn" else False).to(device)
     if kind == "vrnn":
         return model, lambda x: (lambda out: (out.recon + out.kl).mean())(model(x))
     return model, lambda x: (lambda out: (out.recon + out.kl).mean())(
@@ -84,15 +85,18 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def make_step(kind: str, device: str, batch: int, steps: int) -> tuple[Callable[[], None], Callable[[], Tensor], Tensor]:
-    """(one training step, the loss alone, the batch) for one of the three models."""
-    model, loss_fn = build(kind, device)
+def make_step(kind: str, device: str, batch: int, steps: int, compile_mode: str | bool = False,
+              bf16: bool = False) -> tuple[Callable[[], None], Callable[[], Tensor], Tensor]:
+    """(one training step, the loss alone, the batch) for one of the three models; `bf16` runs the forward
+    under bfloat16 autocast, as Lightning's precision=bf16-mixed does."""
+    model, loss_fn = build(kind, device, compile_mode)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     window = steps + 1 if kind == "gru" else steps  # the GRU predicts `steps` characters from steps + 1
     x = torch.randint(0, VOCAB, (batch, window), device=device)
 
     def train_step() -> None:
-        loss = loss_fn(x)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(x)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -100,10 +104,11 @@ def make_step(kind: str, device: str, batch: int, steps: int) -> tuple[Callable[
     return train_step, lambda: loss_fn(x), x
 
 
-def time_interleaved(kinds: list[str], device: str, batch: int, steps: int, warmup: int, repeats: int) -> dict:
+def time_interleaved(kinds: list[str], device: str, batch: int, steps: int, warmup: int, repeats: int,
+                     compile_mode: str | bool, bf16: bool) -> dict:
     """Median seconds per training step of each kind, the kinds taking turns step by step, so that a machine
     whose speed drifts (a shared VM) slows them all alike and the ratios stay fair."""
-    train_steps = {kind: make_step(kind, device, batch, steps)[0] for kind in kinds}
+    train_steps = {kind: make_step(kind, device, batch, steps, compile_mode, bf16)[0] for kind in kinds}
     times: dict[str, list[float]] = {kind: [] for kind in kinds}
     for repeat in range(warmup + repeats):
         for kind, train_step in train_steps.items():
@@ -128,9 +133,15 @@ def count(kind: str, device: str, batch: int, steps: int) -> dict:
     return dict(flops=flops.get_total_flops(), ops_per_step=counter.calls / steps)
 
 
-def peak_memory(kind: str, device: str, batch: int, steps: int, queue) -> None:
+def peak_memory(kind: str, device: str, batch: int, steps: int, compile_mode: str | bool, bf16: bool, queue) -> None:
     """Runs in its own process, so that the peak is this model's alone."""
-    train_step = make_step(kind, device, batch, steps)[0]
+    train_step = make_step(kind, device, batch, steps, compile_mode, bf16)[0]
+    if device == "cuda":
+        train_step()  # compiling (if asked) and the allocator's first growth happen before the mark
+        torch.cuda.reset_peak_memory_stats()
+    elif compile_mode and kind == "vrnn":
+        queue.put(float("nan"))  # the compiler's own peak RSS would hide the model's
+        return
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # after imports and building: their peak is not ours
     for _ in range(10):
         train_step()
@@ -170,18 +181,24 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--memory-windows", default="64,128,256,512", help="windows at which to measure peak memory")
+    parser.add_argument("--compile", default="false", choices=["false", "true", "reduce-overhead", "max-autotune"],
+                        help="model.compile for (a); FLOPs and operator calls are counted on the eager formulation")
+    parser.add_argument("--bf16", action="store_true", help="time all three under bfloat16 autocast (bf16-mixed)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    compile_mode = {"false": False, "true": True}.get(args.compile, args.compile)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda needs a visible CUDA GPU; run with --device cpu")
 
     print(f"device={args.device} threads={torch.get_num_threads()} batch={args.batch_size} window={args.seq_len} "
-          f"h={cfg.model.h_dim} z={cfg.model.z_dim} torch={torch.__version__}")
+          f"h={cfg.model.h_dim} z={cfg.model.z_dim} torch={torch.__version__} compile={args.compile} bf16={args.bf16}")
     kinds = ["vrnn", "per_step", "gru"]
     # Memory first: a child process inherits the parent's peak-RSS mark, which the timing below would raise.
-    peaks = {kind: isolated_peak_mb(kind, args.device, args.batch_size, args.seq_len) for kind in kinds}
-    window_peaks = {w: isolated_peak_mb("vrnn", args.device, args.batch_size, w) for w in map(int, args.memory_windows.split(","))}
-    seconds = time_interleaved(kinds, args.device, args.batch_size, args.seq_len, args.warmup, args.repeats)
+    setting = (compile_mode, args.bf16)
+    peaks = {kind: isolated_peak_mb(kind, args.device, args.batch_size, args.seq_len, *setting) for kind in kinds}
+    window_peaks = {w: isolated_peak_mb("vrnn", args.device, args.batch_size, w, *setting)
+                    for w in map(int, args.memory_windows.split(","))}
+    seconds = time_interleaved(kinds, args.device, args.batch_size, args.seq_len, args.warmup, args.repeats, *setting)
     chars = args.batch_size * args.seq_len
     results = {}
     for kind in kinds:

@@ -7,10 +7,11 @@ from vrnn_lightning.models import VRNN
 from vrnn_lightning.models.reference import per_step_forward
 
 
-@pytest.mark.parametrize("rnn, mlp_layers", [("gru", 2), ("lstm", 1), ("gru", 3)])
-def test_time_parallel_forward_matches_per_step_reference(rnn, mlp_layers):
+@pytest.mark.parametrize("rnn, mlp_layers, compile", [("gru", 2, False), ("lstm", 1, False), ("gru", 3, False), ("gru", 2, True)])
+def test_time_parallel_forward_matches_per_step_reference(rnn, mlp_layers, compile):
     torch.manual_seed(0)
-    model = VRNN(x_dim=9, h_dim=12, z_dim=3, x_feat_dim=7, z_feat_dim=5, hidden_dim=10, mlp_layers=mlp_layers, rnn=rnn)
+    model = VRNN(x_dim=9, h_dim=12, z_dim=3, x_feat_dim=7, z_feat_dim=5, hidden_dim=10, mlp_layers=mlp_layers, rnn=rnn,
+                 compile=compile)
     model.double()
     x = torch.randint(0, 9, (4, 11))
     noise = torch.randn(4, 11, 3, dtype=torch.float64)

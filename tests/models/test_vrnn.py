@@ -119,3 +119,8 @@ def test_config_rebuilds_the_same_architecture():
     clone = VRNN(**model.config)
     clone.load_state_dict(model.state_dict())
     assert sum(p.numel() for p in clone.parameters()) == sum(p.numel() for p in model.parameters())
+
+
+def test_an_unknown_compile_mode_is_named():
+    with pytest.raises(ValueError, match="model.compile must be one of"):
+        VRNN(x_dim=5, compile="fastest")

@@ -22,6 +22,7 @@ from vrnn_lightning.models.distributions import DiagonalGaussian
 from vrnn_lightning.models.likelihoods import make_likelihood
 
 State = Tensor | tuple[Tensor, Tensor]
+COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -83,11 +84,38 @@ def per_step(bias: Tensor, steps: int, batch: int) -> tuple[Tensor, ...]:
     return bias.expand(steps, batch, -1).contiguous().unbind(0)
 
 
-def apply_linears(x: Tensor, layers: list[tuple[Tensor, tuple[Tensor, ...], bool]], t: int) -> Tensor:
+def at_step(layers: list[tuple[Tensor, tuple[Tensor, ...], bool]], t: int) -> list[tuple[Tensor, Tensor, bool]]:
+    """The layers of `loop_linears` with step t's bias slice."""
+    return [(weight_t, bias[t], relu) for weight_t, bias, relu in layers]
+
+
+def apply_linears(x: Tensor, layers: list[tuple[Tensor, Tensor, bool]]) -> Tensor:
     for weight_t, bias, relu in layers:
-        x = torch.addmm(bias[t], x, weight_t)
+        x = torch.addmm(bias, x, weight_t)
         x = torch.relu(x) if relu else x
     return x
+
+
+def sequential_step(
+    state: State, enc_x: Tensor, gates_x: Tensor, noise: Tensor, h_bias: Tensor, w_h: Tensor, h_split: list[int],
+    enc_rest: list[tuple[Tensor, Tensor, bool]], phi_z: list[tuple[Tensor, Tensor, bool]], w_gates_z: Tensor,
+    min_std: float,
+) -> tuple[Tensor, Tensor, Tensor, State]:
+    """The only truly sequential work of a training step: encoder (h-part) -> z_t -> phi_z -> recurrence.
+
+    A pure function of tensors, so `torch.compile` can fuse one step's element-wise work into a few kernels
+    (`VRNN(compile=...)`), instead of unrolling the whole time loop into one graph. Returns the posterior's
+    mean and std, phi_z(z_t) and the next state.
+    """
+    h = VRNN.hidden(state)
+    enc_h, gates_h = torch.addmm(h_bias, h, w_h).split(h_split, -1)
+    enc = torch.relu(enc_x + enc_h)
+    mean, raw_std = apply_linears(enc, enc_rest).chunk(2, -1)
+    std = F.softplus(raw_std) + min_std
+    z_feat = apply_linears(torch.addcmul(mean, std, noise), phi_z)
+    gates = torch.addmm(gates_x, z_feat, w_gates_z)
+    state = gru_update(gates, gates_h, h) if isinstance(state, Tensor) else lstm_update(gates + gates_h, state)
+    return mean, std, z_feat, state
 
 
 def check_sizes(sizes: dict[str, int], rnn: str) -> None:
@@ -123,6 +151,7 @@ class VRNN(nn.Module):
         rnn: str = "gru",
         min_std: float = 1e-4,
         output_std: float | None = None,
+        compile: bool | str = False,
     ) -> None:
         super().__init__()
         sizes = dict(x_dim=x_dim, h_dim=h_dim, z_dim=z_dim, x_feat_dim=x_feat_dim, z_feat_dim=z_feat_dim,
@@ -130,8 +159,13 @@ class VRNN(nn.Module):
         check_sizes(sizes, rnn)
         if not min_std > 0:
             raise ValueError(f"model.min_std must be > 0 so no std reaches zero, got {min_std!r}")
-        self.config = dict(sizes, likelihood=likelihood, rnn=rnn, min_std=min_std, output_std=output_std)
+        if compile not in COMPILE_MODES:
+            raise ValueError(f"model.compile must be one of {', '.join(map(str, COMPILE_MODES))}, got {compile!r}")
+        self.config = dict(sizes, likelihood=likelihood, rnn=rnn, min_std=min_std, output_std=output_std, compile=compile)
         self.h_dim, self.z_dim, self.min_std = h_dim, z_dim, min_std
+        # torch.compile's default mode for `true`; "reduce-overhead" adds CUDA graphs on a GPU.
+        self.loop_step = sequential_step if compile is False else torch.compile(
+            sequential_step, mode=None if compile is True else compile, dynamic=False)
 
         self.likelihood = make_likelihood(likelihood, x_dim, output_std)
         self.phi_x = mlp(self.likelihood.in_dim, x_feat_dim, mlp_layers)
@@ -195,15 +229,11 @@ class VRNN(nn.Module):
         state = self.initial_state(batch, x_feats.device, x_feats.dtype)
         hiddens, means, stds, z_feats = [], [], [], []
         for t in range(steps):
-            h = self.hidden(state)
-            hiddens.append(h)
-            enc_h, gates_h = torch.addmm(b_h[t], h, w_h).split(h_split, -1)
-            enc = torch.relu(enc_x[t] + enc_h)
-            mean, raw_std = apply_linears(enc, enc_rest, t).chunk(2, -1)
-            std = F.softplus(raw_std) + self.min_std
-            z_feat = apply_linears(torch.addcmul(mean, std, noise_t[t]), phi_z, t)
-            gates = torch.addmm(gates_x[t], z_feat, w_gates_z)
-            state = gru_update(gates, gates_h, h) if isinstance(state, Tensor) else lstm_update(gates + gates_h, state)
+            hiddens.append(self.hidden(state))
+            mean, std, z_feat, state = self.loop_step(
+                state, enc_x[t], gates_x[t], noise_t[t], b_h[t], w_h, h_split, at_step(enc_rest, t), at_step(phi_z, t),
+                w_gates_z, self.min_std,
+            )
             means.append(mean)
             stds.append(std)
             z_feats.append(z_feat)
