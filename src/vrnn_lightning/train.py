@@ -7,22 +7,24 @@ checkpoint and prints the final metrics and the run folder.
 import json
 import logging
 import math
-import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
 import lightning as L
 import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, read_write
+from omegaconf import DictConfig
 
 from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_errors
+from vrnn_lightning.launching import (
+    first_process_on_node,
+    fresh_ddp_state_afterwards,
+    relaunch_ddp_ranks_as_this_job,
+    requeued_job_checkpoint,
+    route_lightning_logs_to_hydra,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,58 +33,6 @@ def check_accelerator(accelerator: str) -> None:
     """Fail early, in one line, where the config asks for a GPU the machine does not have."""
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError("trainer=gpu asks for a CUDA GPU but none is visible; use trainer=cpu (or trainer=default)")
-
-
-def first_process_on_node() -> bool:
-    """Whether this process is the one that prepares data on its machine (Lightning prepares again, cheaply)."""
-    return int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))) == 0
-
-
-def route_lightning_logs_to_hydra() -> None:
-    """Lightning gives its loggers a handler of their own on stderr when imported before logging is set up;
-    hand their lines to Hydra's handlers instead (the console on stdout and the run's log file), so stderr
-    keeps warnings and errors only."""
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logger = logging.getLogger(name)
-        logger.handlers.clear()
-        logger.propagate = True
-
-
-def requeued_job_checkpoint(cfg: DictConfig) -> str | None:
-    """The last.ckpt a job finds in its own run folder: the job was pre-empted or timed out and is being rerun
-    (a requeued SLURM job; a single run never starts in a used folder, see hydra_callbacks.py)."""
-    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        return None
-    log.info("resuming from %s: this job ran before in this folder", last)
-    return str(last)
-
-
-def relaunch_ddp_ranks_as_this_job() -> None:
-    """Lightning's DDP launcher starts ranks above 0 by rerunning `sys.argv` as a single Hydra run in
-    `hydra.run.dir`. In a multirun job that command line is the whole sweep, and that folder is not the job's:
-    point both at this job, so its ranks join it instead of starting a sweep of their own."""
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return
-    hydra_cfg = HydraConfig.instance().cfg
-    sys.argv = [sys.argv[0], *hydra_cfg.hydra.overrides.task]
-    with read_write(hydra_cfg.hydra.run):
-        hydra_cfg.hydra.run.dir = hydra_cfg.hydra.runtime.output_dir
-
-
-@contextmanager
-def fresh_ddp_state_afterwards() -> Iterator[None]:
-    """Leave no DDP state to the next job of a multirun in this process: Lightning's launcher exports
-    LOCAL_RANK, WORLD_SIZE and MASTER_* here (the next job would take its ranks to exist already) and keeps
-    its process group."""
-    environment = dict(os.environ)
-    try:
-        yield
-    finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-        os.environ.clear()
-        os.environ.update(environment)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
