@@ -121,6 +121,7 @@ def test_config_rebuilds_the_same_architecture():
     assert sum(p.numel() for p in clone.parameters()) == sum(p.numel() for p in model.parameters())
 
 
-def test_an_unknown_compile_mode_is_named():
-    with pytest.raises(ValueError, match="model.compile must be one of"):
-        VRNN(x_dim=5, compile="fastest")
+@pytest.mark.parametrize("mode", ["fastest", 0])
+def test_an_unknown_compile_mode_is_named(mode):
+    with pytest.raises(ValueError, match="model.compile must be true, false or one of"):
+        VRNN(x_dim=5, compile=mode)

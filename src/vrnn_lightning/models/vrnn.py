@@ -22,7 +22,7 @@ from vrnn_lightning.models.distributions import DiagonalGaussian
 from vrnn_lightning.models.likelihoods import make_likelihood
 
 State = Tensor | tuple[Tensor, Tensor]
-COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
 
 @dataclass
@@ -159,8 +159,8 @@ class VRNN(nn.Module):
         check_sizes(sizes, rnn)
         if not min_std > 0:
             raise ValueError(f"model.min_std must be > 0 so no std reaches zero, got {min_std!r}")
-        if compile not in COMPILE_MODES:
-            raise ValueError(f"model.compile must be one of {', '.join(map(str, COMPILE_MODES))}, got {compile!r}")
+        if not (isinstance(compile, bool) or compile in COMPILE_MODES):
+            raise ValueError(f"model.compile must be true, false or one of {', '.join(COMPILE_MODES)}, got {compile!r}")
         self.config = dict(sizes, likelihood=likelihood, rnn=rnn, min_std=min_std, output_std=output_std, compile=compile)
         self.h_dim, self.z_dim, self.min_std = h_dim, z_dim, min_std
         # torch.compile's default mode for `true`; "reduce-overhead" adds CUDA graphs on a GPU.
