@@ -48,7 +48,8 @@ ZYGOTE = Zygote()
 
 def run_main(main: str, *overrides: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """`python -m vrnn_lightning.<main> overrides...` in `cwd`, run by a fork of the zygote (the same code
-    path, without the five seconds of imports)."""
+    path, without the five seconds of imports). The child has the environment the zygote started with: a test
+    that needs other variables runs its own subprocess."""
     with tempfile.TemporaryDirectory() as folder:
         outputs = {name: Path(folder) / name for name in ("stdout", "stderr")}
         returncode = ZYGOTE.run(main, list(overrides), Path(cwd), outputs, timeout)
