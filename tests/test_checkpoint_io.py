@@ -42,3 +42,13 @@ def test_checkpoint_io_round_trips_a_checkpoint_and_creates_its_folder(tmp_path)
     AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.arange(3.0)}, "global_step": 7}, path)
     loaded = AtomicCheckpointIO().load_checkpoint(path)
     assert loaded["global_step"] == 7 and torch.equal(loaded["state_dict"]["w"], torch.arange(3.0))
+
+
+def test_a_checkpoint_gets_the_permissions_of_any_new_file(tmp_path):
+    old_umask = os.umask(0o027)
+    try:
+        atomic_write(b"weights", tmp_path / "last.ckpt")
+        (tmp_path / "plain").write_bytes(b"x")
+    finally:
+        os.umask(old_umask)
+    assert (tmp_path / "last.ckpt").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777 == 0o640

@@ -18,12 +18,21 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
+def new_file_mode() -> int:
+    """The permissions `open()` would give a new file under this process's umask (mkstemp's are 0600, which
+    would hide checkpoints from the rest of a group on a shared cluster)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(data: bytes, path: Path) -> None:
     """Write `data` to `path` so that a reader sees either the old file or the whole new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), new_file_mode())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
