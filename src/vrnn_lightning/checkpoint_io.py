@@ -10,7 +10,7 @@ file with one atomic rename, which is fsynced in its folder too.
 
 import io
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +18,15 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
-def new_file_mode() -> int:
-    """The permissions `open()` would give a new file under this process's umask (mkstemp's are 0600, which
-    would hide checkpoints from the rest of a group on a shared cluster)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def atomic_write(data: bytes, path: Path) -> None:
     """Write `data` to `path` so that a reader sees either the old file or the whole new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # Not mkstemp: its files are 0600, which would hide checkpoints from the rest of a group on a shared
+    # cluster; created like this, the file gets what the umask gives any new file.
+    temp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), new_file_mode())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
