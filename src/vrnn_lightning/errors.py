@@ -5,6 +5,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from hydra.errors import InstantiationException
 
@@ -24,6 +25,12 @@ def user_message(err: Exception) -> str | None:
     return None
 
 
+def exit_with(message: str) -> NoReturn:
+    """The contract itself: `error: <message>` on stderr, exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 @contextmanager
 def one_line_errors() -> Iterator[None]:
     """Report bad input as `error: ...` and exit 2; anything else is a bug and keeps its traceback, and so does
@@ -34,8 +41,7 @@ def one_line_errors() -> Iterator[None]:
         message = user_message(err)
         if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+        exit_with(message)
 
 
 def check_group_choices(overrides: Sequence[str], config_dir: Path = CONFIG_DIR) -> None:

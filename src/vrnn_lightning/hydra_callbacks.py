@@ -1,19 +1,15 @@
 """Hydra callbacks: hooks that must run before Hydra writes into a run folder."""
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from vrnn_lightning.errors import exit_with
+
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc")  # resolved by Lightning inside the run's own folder
-
-
-def refuse(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def make_folder(folder: Path, setting: str) -> None:
@@ -23,7 +19,7 @@ def make_folder(folder: Path, setting: str) -> None:
         if not os.access(folder, os.W_OK):
             raise PermissionError("not writable")
     except OSError as err:
-        refuse(f"cannot use {folder} as the output folder ({getattr(err, 'strerror', None) or err}); "
+        exit_with(f"cannot use {folder} as the output folder ({getattr(err, 'strerror', None) or err}); "
                f"set {setting} to a writable place")
 
 
@@ -48,12 +44,12 @@ class RefuseUsedRunFolder(Callback):
         run_dir = Path(config.hydra.run.dir)
         ddp_child = os.environ.get("LOCAL_RANK", "0") != "0"
         if not (resumes_own_run(config, run_dir) or ddp_child) and run_dir.is_dir() and any(run_dir.iterdir()):
-            refuse(f"run folder {run_dir} already holds an earlier run; choose a new hydra.run.dir "
+            exit_with(f"run folder {run_dir} already holds an earlier run; choose a new hydra.run.dir "
                    "(or resume that run with ckpt_path=last)")
         make_folder(run_dir, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if sweep_dir.is_dir() and any(sweep_dir.iterdir()):
-            refuse(f"sweep folder {sweep_dir} already holds an earlier sweep; choose a new hydra.sweep.dir")
+            exit_with(f"sweep folder {sweep_dir} already holds an earlier sweep; choose a new hydra.sweep.dir")
         make_folder(sweep_dir, "hydra.sweep.dir")
