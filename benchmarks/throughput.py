@@ -10,8 +10,8 @@ turns step by step, so that drifts in the machine's speed do not favour one of t
 For each: characters per second, FLOPs per character (FlopCounterMode), achieved FLOP/s, peak memory and
 aten operator calls per time step (forward + backward). Then the VRNN's peak memory at several windows, and
 generation speed. Peak memory is CUDA's peak allocation on a GPU; on the CPU, the growth of the process's peak RSS
-over ten training steps (activations, gradients, optimiser state), each model in a fresh process. The last three lines are the
-ratios the project tracks.
+over ten training steps (activations, gradients, optimiser state), each model in a fresh process. The last
+three lines are the ratios the project tracks.
 """
 
 import argparse
@@ -53,7 +53,11 @@ class CharGRU(nn.Module):
 
     def __init__(self, vocab: int, h_dim: int) -> None:
         super().__init__()
-        self.embed, self.gru, self.head = nn.Embedding(vocab, h_dim), nn.GRU(h_dim, h_dim, batch_first=True), nn.Linear(h_dim, vocab)
+        self.embed, self.gru, self.head = (
+            nn.Embedding(vocab, h_dim),
+            nn.GRU(h_dim, h_dim, batch_first=True),
+            nn.Linear(h_dim, vocab),
+        )
 
     def loss(self, x: Tensor) -> Tensor:
         out, _ = self.gru(self.embed(x[:, :-1]))
@@ -72,11 +76,12 @@ def build(kind: str, device: str, compile_mode: str | bool = False) -> tuple[nn.
     if kind == "gru":
         model = CharGRU(VOCAB, cfg.model.h_dim).to(device)
         return model, model.loss
-    model = instantiate(cfg.model, x_dim=VOCAB, compile=compile_mode if kind == "vrnn" else False).to(device)
+    compile_mode = compile_mode if kind == "vrnn" else False
+    model = instantiate(cfg.model, likelihood={"x_dim": VOCAB}, compile=compile_mode).to(device)
     if kind == "vrnn":
         return model, lambda x: (lambda out: (out.recon + out.kl).mean())(model(x))
     return model, lambda x: (lambda out: (out.recon + out.kl).mean())(
-        per_step_forward(model, x, torch.randn(*x.shape, model.z_dim, device=x.device))
+        per_step_forward(model, x, torch.randn(*x.shape, model.latent_dim, device=x.device))
     )
 
 
@@ -85,8 +90,9 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def make_step(kind: str, device: str, batch: int, steps: int, compile_mode: str | bool = False,
-              bf16: bool = False) -> tuple[Callable[[], None], Callable[[], Tensor], Tensor]:
+def make_step(
+    kind: str, device: str, batch: int, steps: int, compile_mode: str | bool = False, bf16: bool = False
+) -> tuple[Callable[[], None], Callable[[], Tensor], Tensor]:
     """(one training step, the loss alone, the batch) for one of the three models; `bf16` runs the forward
     under bfloat16 autocast, as Lightning's precision=bf16-mixed does."""
     model, loss_fn = build(kind, device, compile_mode)
@@ -104,8 +110,16 @@ def make_step(kind: str, device: str, batch: int, steps: int, compile_mode: str 
     return train_step, lambda: loss_fn(x), x
 
 
-def time_interleaved(kinds: list[str], device: str, batch: int, steps: int, warmup: int, repeats: int,
-                     compile_mode: str | bool, bf16: bool) -> dict:
+def time_interleaved(
+    kinds: list[str],
+    device: str,
+    batch: int,
+    steps: int,
+    warmup: int,
+    repeats: int,
+    compile_mode: str | bool,
+    bf16: bool,
+) -> dict:
     """Median seconds per training step of each kind, the kinds taking turns step by step, so that a machine
     whose speed drifts (a shared VM) slows them all alike and the ratios stay fair."""
     train_steps = {kind: make_step(kind, device, batch, steps, compile_mode, bf16)[0] for kind in kinds}
@@ -142,7 +156,9 @@ def peak_memory(kind: str, device: str, batch: int, steps: int, compile_mode: st
     elif compile_mode and kind == "vrnn":
         queue.put(float("nan"))  # the compiler's own peak RSS would hide the model's
         return
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # after imports and building: their peak is not ours
+    rss_before = resource.getrusage(
+        resource.RUSAGE_SELF
+    ).ru_maxrss  # after imports and building: their peak is not ours
     for _ in range(10):
         train_step()
     if device == "cuda":
@@ -181,8 +197,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--memory-windows", default="64,128,256,512", help="windows at which to measure peak memory")
-    parser.add_argument("--compile", default="false", choices=["false", "true", "reduce-overhead", "max-autotune"],
-                        help="model.compile for (a); FLOPs and operator calls are counted on the eager formulation")
+    parser.add_argument(
+        "--compile",
+        default="false",
+        choices=["false", "true", "reduce-overhead", "max-autotune"],
+        help="model.compile for (a); FLOPs and operator calls are counted on the eager formulation",
+    )
     parser.add_argument("--bf16", action="store_true", help="time all three under bfloat16 autocast (bf16-mixed)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -190,30 +210,41 @@ def main() -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda needs a visible CUDA GPU; run with --device cpu")
 
-    print(f"device={args.device} threads={torch.get_num_threads()} batch={args.batch_size} window={args.seq_len} "
-          f"h={cfg.model.h_dim} z={cfg.model.z_dim} torch={torch.__version__} compile={args.compile} bf16={args.bf16}")
+    print(
+        f"device={args.device} threads={torch.get_num_threads()} batch={args.batch_size} window={args.seq_len} "
+        f"h={cfg.model.h_dim} z={cfg.model.z_dim} torch={torch.__version__} compile={args.compile} bf16={args.bf16}"
+    )
     kinds = ["vrnn", "per_step", "gru"]
     # Memory first: a child process inherits the parent's peak-RSS mark, which the timing below would raise.
     setting = (compile_mode, args.bf16)
     peaks = {kind: isolated_peak_mb(kind, args.device, args.batch_size, args.seq_len, *setting) for kind in kinds}
-    window_peaks = {w: isolated_peak_mb("vrnn", args.device, args.batch_size, w, *setting)
-                    for w in map(int, args.memory_windows.split(","))}
+    window_peaks = {
+        w: isolated_peak_mb("vrnn", args.device, args.batch_size, w, *setting)
+        for w in map(int, args.memory_windows.split(","))
+    }
     seconds = time_interleaved(kinds, args.device, args.batch_size, args.seq_len, args.warmup, args.repeats, *setting)
     chars = args.batch_size * args.seq_len
     results = {}
     for kind in kinds:
         counted = count(kind, args.device, args.batch_size, args.seq_len)
         results[kind] = r = dict(
-            step_ms=1000 * seconds[kind], chars_per_s=chars / seconds[kind], flops_per_char=counted["flops"] / chars,
-            flop_per_s=counted["flops"] / seconds[kind], ops_per_step=counted["ops_per_step"],
+            step_ms=1000 * seconds[kind],
+            chars_per_s=chars / seconds[kind],
+            flops_per_char=counted["flops"] / chars,
+            flop_per_s=counted["flops"] / seconds[kind],
+            ops_per_step=counted["ops_per_step"],
             peak_mb=peaks[kind],
         )
-        print(f"{kind:>9}: {r['chars_per_s']:>9.0f} chars/s  {r['step_ms']:7.1f} ms/step  "
-              f"{r['flops_per_char'] / 1e6:6.2f} MFLOP/char  {r['flop_per_s'] / 1e9:6.1f} GFLOP/s  "
-              f"peak {r['peak_mb']:6.0f} MB  {r['ops_per_step']:6.1f} aten ops/step")
+        print(
+            f"{kind:>9}: {r['chars_per_s']:>9.0f} chars/s  {r['step_ms']:7.1f} ms/step  "
+            f"{r['flops_per_char'] / 1e6:6.2f} MFLOP/char  {r['flop_per_s'] / 1e9:6.1f} GFLOP/s  "
+            f"peak {r['peak_mb']:6.0f} MB  {r['ops_per_step']:6.1f} aten ops/step"
+        )
     for window, peak in window_peaks.items():
-        print(f"peak training memory at window {window:>4}: {peak:7.0f} MB, "
-              f"{peak * 1024 / (args.batch_size * window):6.1f} KB per (batch x window) character")
+        print(
+            f"peak training memory at window {window:>4}: {peak:7.0f} MB, "
+            f"{peak * 1024 / (args.batch_size * window):6.1f} KB per (batch x window) character"
+        )
     for batch in (1, args.batch_size):
         print(f"generation: {generation_speed(args.device, 500, batch):.0f} chars/s at batch {batch}")
     if args.json:

@@ -4,6 +4,7 @@ Needs Debian's slurm-wlm and munge (`.ci/run` installs them where apt-get can ru
 starts listens on free ports and is stopped on exit; clients find it through SLURM_CONF.
 """
 
+import contextlib
 import os
 import shutil
 import socket
@@ -34,7 +35,9 @@ def free_port() -> int:
 
 def munge_works() -> bool:
     token = subprocess.run(["munge", "-n"], capture_output=True)
-    return token.returncode == 0 and subprocess.run(["unmunge"], input=token.stdout, capture_output=True).returncode == 0
+    return (
+        token.returncode == 0 and subprocess.run(["unmunge"], input=token.stdout, capture_output=True).returncode == 0
+    )
 
 
 def write_config(folder: Path) -> Path:
@@ -92,7 +95,5 @@ def local_slurm(folder: Path, timeout: float = 60) -> Iterator[dict[str, str]]:
     finally:
         subprocess.run(["scontrol", "shutdown"], env=env, capture_output=True)
         for pid_file in ("slurmd.pid", "slurmctld.pid"):
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 os.kill(int((folder / pid_file).read_text()), 15)
-            except (OSError, ValueError):
-                pass

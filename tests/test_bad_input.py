@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import FIXTURE, TINY, TINY_MNIST, run_main
+from tests.helpers.runs import FIXTURE, TINY, TINY_MNIST, run_main
 
 Inputs = Callable[[Path, Path], list[str]]  # (folder for the case's files, a good text checkpoint) -> overrides
 
@@ -21,6 +21,7 @@ def text_file(content: bytes) -> Inputs:
     def make(folder: Path, ckpt: Path) -> list[str]:
         (folder / "corpus.txt").write_bytes(content)
         return ["train", *TINY, f"data.path={folder / 'corpus.txt'}"]
+
     return make
 
 
@@ -28,6 +29,7 @@ def checkpoint_file(write: Callable[[Path, Path], None], main: str = "eval") -> 
     def make(folder: Path, ckpt: Path) -> list[str]:
         write(folder / "given.ckpt", ckpt)
         return [main, f"ckpt_path={folder / 'given.ckpt'}"]
+
     return make
 
 
@@ -44,33 +46,74 @@ def output_under_a_file(folder: Path, ckpt: Path) -> list[str]:
 
 
 CASES: dict[str, tuple[Inputs, list[str]]] = {
-    "missing checkpoint": (lambda f, c: ["eval", f"ckpt_path={f / 'missing.ckpt'}"], ["is not a file", ".ckpt from a run folder"]),
-    "truncated checkpoint": (checkpoint_file(lambda p, good: p.write_bytes(good.read_bytes()[:4096])),
-                             ["cannot be read", "damaged"]),
-    "foreign checkpoint": (checkpoint_file(lambda p, good: torch.save({"state_dict": {}}, p)),
-                           ["not a vrnn-lightning checkpoint", "vrnn_lightning.train"]),
+    "missing checkpoint": (
+        lambda f, c: ["eval", f"ckpt_path={f / 'missing.ckpt'}"],
+        ["is not a file", ".ckpt from a run folder"],
+    ),
+    "truncated checkpoint": (
+        checkpoint_file(lambda p, good: p.write_bytes(good.read_bytes()[:4096])),
+        ["cannot be read", "damaged"],
+    ),
+    "foreign checkpoint": (
+        checkpoint_file(lambda p, good: torch.save({"state_dict": {}}, p)),
+        ["not a vrnn-lightning checkpoint", "vrnn_lightning.train"],
+    ),
+    "checkpoint from before the model contract": (
+        checkpoint_file(lambda p, good: torch.save({"net_config": {}, "state_dict": {}}, p), main="sample"),
+        ["before its model contract", "train it again"],
+    ),
+    "CUDA graphs on the CPU": (
+        lambda f, c: ["train", *TINY, "model.compile=reduce-overhead"],
+        ["model.compile=reduce-overhead", "need a GPU", "model.compile=true"],
+    ),
     "sample from a missing checkpoint": (lambda f, c: ["sample", f"ckpt_path={f / 'nope.ckpt'}"], ["is not a file"]),
-    "prompt outside the vocabulary": (lambda f, c: ["sample", f"ckpt_path={c}", "prompt='héllo€'"],
-                                      ["'é€'", "not in the vocabulary", "use only"]),
-    "image options on a text checkpoint": (lambda f, c: ["eval", f"ckpt_path={c}", "data.root=/somewhere"],
-                                           ["data.root does not apply", "CharDataModule", "its settings are"]),
-    "importance samples below one": (lambda f, c: ["eval", f"ckpt_path={c}", "eval.iw_samples=0"],
-                                     ["eval.iw_samples=0", ">= 1"]),
-    "missing text file": (lambda f, c: ["train", *TINY, f"data.path={f / 'nope.txt'}"], ["is not a file", "UTF-8 text file"]),
+    "prompt outside the vocabulary": (
+        lambda f, c: ["sample", f"ckpt_path={c}", "prompt='héllo€'"],
+        ["'é€'", "not in the vocabulary", "use only"],
+    ),
+    "image options on a text checkpoint": (
+        lambda f, c: ["eval", f"ckpt_path={c}", "data.root=/somewhere"],
+        ["data.root does not apply", "CharDataModule", "its settings are"],
+    ),
+    "importance samples below one": (
+        lambda f, c: ["eval", f"ckpt_path={c}", "eval.iw_samples=0"],
+        ["eval.iw_samples=0", ">= 1"],
+    ),
+    "missing text file": (
+        lambda f, c: ["train", *TINY, f"data.path={f / 'nope.txt'}"],
+        ["is not a file", "UTF-8 text file"],
+    ),
     "empty text file": (text_file(b""), ["is empty"]),
     "binary file": (text_file(bytes(range(128)) * 8), ["is binary", "NUL bytes"]),
-    "non-UTF-8 text": (text_file("À la fenêtre, ô nuit".encode("latin-1") * 20), ["is not UTF-8", "convert it to UTF-8"]),
-    "seq_len longer than the training split": (lambda f, c: ["train", *TINY, "data.seq_len=2000000"],
-                                               ["too few for a training window", "smaller data.seq_len"]),
-    "batch_size 0": (lambda f, c: ["train", *TINY, "data.batch_size=0"], ["data.batch_size must be a positive integer, got 0"]),
+    "non-UTF-8 text": (
+        text_file("À la fenêtre, ô nuit".encode("latin-1") * 20),
+        ["is not UTF-8", "convert it to UTF-8"],
+    ),
+    "seq_len longer than the training split": (
+        lambda f, c: ["train", *TINY, "data.seq_len=2000000"],
+        ["too few for a training window", "smaller data.seq_len"],
+    ),
+    "batch_size 0": (
+        lambda f, c: ["train", *TINY, "data.batch_size=0"],
+        ["data.batch_size must be a positive integer, got 0"],
+    ),
     "z_dim 0": (lambda f, c: ["train", *TINY, "model.z_dim=0"], ["model.z_dim must be a positive integer, got 0"]),
     "MNIST file failing its checksum": (corrupt_mnist, ["has md5", "expected", "downloaded again"]),
-    "unknown trainer": (lambda f, c: ["train", *TINY, "trainer=tpu"], ["trainer=tpu is not a config", "cpu, ddp, ddp_cpu"]),
-    "unknown model in a sweep": (lambda f, c: ["train", "-m", "model=vrnn,transformer"], ["model=transformer", "rnn, vrnn"]),
+    "unknown trainer": (
+        lambda f, c: ["train", *TINY, "trainer=tpu"],
+        ["trainer=tpu is not a config", "cpu, ddp, ddp_cpu"],
+    ),
+    "unknown model in a sweep": (
+        lambda f, c: ["train", "-m", "model=vrnn,transformer"],
+        ["model=transformer", "rnn, vrnn"],
+    ),
     "unwritable output folder": (output_under_a_file, ["cannot use", "as the output folder", "hydra.run.dir"]),
 }
 if not torch.cuda.is_available():
-    CASES["trainer=gpu without CUDA"] = (lambda f, c: ["train", "trainer=gpu"], ["asks for a CUDA GPU but none is visible", "trainer=cpu"])
+    CASES["trainer=gpu without CUDA"] = (
+        lambda f, c: ["train", "trainer=gpu"],
+        ["asks for a CUDA GPU but none is visible", "trainer=cpu"],
+    )
 
 
 def snapshot(root: Path) -> dict[Path, str]:
@@ -106,9 +149,18 @@ def test_bad_input_gets_one_line_and_loses_nothing(case, tmp_path, text_checkpoi
 
 def test_hydra_full_error_shows_the_traceback(tmp_path):
     env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
-    result = subprocess.run([sys.executable, "-m", "vrnn_lightning.train", *TINY, "model.z_dim=0",
-                             f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert result.returncode != 0 and "Traceback" in result.stderr and "model.z_dim must be a positive integer" in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "vrnn_lightning.train", *TINY, "model.z_dim=0", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        result.returncode != 0
+        and "Traceback" in result.stderr
+        and "model.z_dim must be a positive integer" in result.stderr
+    )
 
 
 def test_resuming_another_runs_checkpoint_into_a_used_folder_is_refused(tmp_path, text_checkpoint):

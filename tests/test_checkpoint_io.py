@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vrnn_lightning.checkpoint_io import AtomicCheckpointIO, atomic_write
+from vrnn_lightning.training.checkpoint_io import AtomicCheckpointIO, atomic_write
 
 
 def test_atomic_write_replaces_the_file_through_a_temporary_file_in_the_same_folder(tmp_path, monkeypatch):

@@ -7,7 +7,18 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ["model", "data", "trainer", "logger", "callbacks", "paths", "hydra", "experiment", "debug"]
+GROUPS = [
+    "model",
+    "model/likelihood",
+    "data",
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+    "hydra",
+    "experiment",
+    "debug",
+]
 
 
 def group_options() -> list[tuple[str, str]]:
@@ -32,9 +43,9 @@ def test_every_option_composes(group, option):
 def test_default_config_builds_data_network_and_module():
     cfg = compose_train([])
     datamodule = instantiate(cfg.data)
-    net = instantiate(cfg.model, x_dim=datamodule.x_dim)
-    module = instantiate(cfg.module, net=net, vocab=datamodule.vocab.chars)
-    assert module.net is net and net.config["x_dim"] == 65
+    model = instantiate(cfg.model, likelihood={"x_dim": datamodule.x_dim})
+    module = instantiate(cfg.module, model=model, data_metadata=datamodule.metadata)
+    assert module.model is model and model.config["likelihood"]["x_dim"] == 65
     assert module.configure_optimizers  # built without error
 
 
@@ -58,11 +69,15 @@ def test_latent_remedies_sweep_builds_on_the_reference_run():
 
 def test_the_overrides_the_readme_shows_compose():
     readme = (CONF.parent / "README.md").read_text()
-    commands = [line.split("#")[0].split() for line in readme.splitlines() if line.startswith("python -m vrnn_lightning.train")]
+    commands = [
+        line.split("#")[0].split() for line in readme.splitlines() if line.startswith("python -m vrnn_lightning.train")
+    ]
     assert len(commands) >= 8
     for words in commands:
-        overrides = [w for w in words[3:] if "=" in w and "<" not in w and not w.startswith("data.path")]  # no placeholders
+        overrides = [
+            w for w in words[3:] if "=" in w and "<" not in w and not w.startswith("data.path")
+        ]  # no placeholders
         if "-m" in words:  # a sweep: compose its first job
             overrides = [w.split(",")[0] for w in overrides]
         cfg = compose_train(overrides)
-        assert cfg.module._target_.endswith("VRNNModule"), words
+        assert cfg.module._target_.endswith("SequenceModule"), words

@@ -1,21 +1,22 @@
 """The eval entry point and the importance-weighted bound."""
 
 import json
+import math
 import subprocess
 
 import pytest
 import torch
 
-from tests.conftest import TINY_TRAINER, run_main
+from tests.helpers.runs import TINY_TRAINER, run_main
 from vrnn_lightning.eval import iw_log_likelihood
-from vrnn_lightning.models import VRNN
+from vrnn_lightning.models import VRNN, Categorical
 
 
 @pytest.fixture(scope="module")
 def trained_vrnn() -> tuple[VRNN, torch.Tensor]:
     """A small VRNN trained briefly on a noisy cycle, so that its latents carry something."""
     torch.manual_seed(0)
-    model = VRNN(x_dim=5, h_dim=16, z_dim=3, x_feat_dim=8, z_feat_dim=8, hidden_dim=16)
+    model = VRNN(Categorical(5), h_dim=16, z_dim=3, x_feat_dim=8, z_feat_dim=8, hidden_dim=16)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     cycle = torch.arange(5).repeat(6)
 
@@ -42,7 +43,7 @@ def test_iw_bound_with_one_sample_is_the_elbo_in_expectation(trained_vrnn):
     """K = 1 samples the KL where the ELBO takes it analytically: equal means, within 4 standard errors."""
     model, x = trained_vrnn
     torch.manual_seed(0)
-    iw = torch.stack([iw_log_likelihood(model, x, samples=1, chunk=64) for _ in range(400)])
+    iw = torch.stack([iw_log_likelihood(model, x, torch.ones(x.shape), samples=1, chunk=64) for _ in range(400)])
     elbo = elbo_draws(model, x, 400)
     standard_error = (iw.var(0) / 400 + elbo.var(0) / 400).sqrt()
     assert ((iw.mean(0) - elbo.mean(0)).abs() < 4 * standard_error).all()
@@ -53,7 +54,9 @@ def test_iw_bound_with_64_samples_is_no_looser_than_the_elbo(trained_vrnn):
     model, x = trained_vrnn
     torch.manual_seed(0)
     elbo_nll = -elbo_draws(model, x, 400).mean(0)
-    iw_nll = -torch.stack([iw_log_likelihood(model, x, samples=64, chunk=512) for _ in range(5)]).mean(0)
+    iw_nll = -torch.stack(
+        [iw_log_likelihood(model, x, torch.ones(x.shape), samples=64, chunk=512) for _ in range(5)]
+    ).mean(0)
     assert iw_nll.sum() < elbo_nll.sum()
 
 
@@ -64,29 +67,48 @@ def run_eval(*overrides: str, cwd) -> subprocess.CompletedProcess:
 def test_eval_writes_bounds_and_latent_usage(tiny_run, tmp_path):
     _, run_dir = tiny_run
     out_dir = tmp_path / "eval"
-    result = run_eval(f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "eval.iw_samples=4",
-                      f"hydra.run.dir={out_dir}", cwd=tmp_path)
+    result = run_eval(
+        f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+        "eval.iw_samples=4",
+        f"hydra.run.dir={out_dir}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert metrics["steps"] == 55_770  # every test character of Tiny Shakespeare
-    assert metrics["elbo_bound_nats_per_char"] == pytest.approx(metrics["recon_nats_per_char"] + metrics["kl_nats_per_char"])
+    assert metrics["elbo_bound_nats_per_char"] == pytest.approx(
+        metrics["recon_nats_per_char"] + metrics["kl_nats_per_char"]
+    )
     assert metrics["iw_bound_nats_per_char"] <= metrics["elbo_bound_nats_per_char"] + 1e-3
     assert metrics["latent_dims"] == 4 and 0 <= metrics["active_units"] <= 4 and len(metrics["kl_per_dim"]) == 4
-    assert "elbo_bound_bits_per_char" in result.stdout
+    assert metrics["elbo_bound_bpc"] == pytest.approx(metrics["elbo_bound_nats_per_char"] / math.log(2))
+    assert "elbo_bound_bpc" in result.stdout
 
 
 def test_eval_of_the_rnn_baseline_reports_zero_kl_and_an_exact_nll(tmp_path):
     run_dir = tmp_path / "run"
-    trained = run_main("train", *TINY_TRAINER, "data.seq_len=16", "data.batches_per_epoch=3", "model=rnn",
-                       "model.h_dim=16", "model.x_feat_dim=8", "model.hidden_dim=16", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    trained = run_main(
+        "train",
+        *TINY_TRAINER,
+        "data.seq_len=16",
+        "data.batches_per_epoch=3",
+        "model=rnn",
+        "model.h_dim=16",
+        "model.x_feat_dim=8",
+        "model.hidden_dim=16",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
-    result = run_eval(f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "eval.iw_samples=2",
-                      f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)
+    result = run_eval(
+        f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+        "eval.iw_samples=2",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["kl_nats_per_char"] == 0.0
     assert metrics["elbo_bound_nats_per_char"] == pytest.approx(metrics["recon_nats_per_char"])
     assert metrics["iw_bound_nats_per_char"] == pytest.approx(metrics["recon_nats_per_char"], rel=1e-6)
     assert "active_units" not in metrics
-
-

@@ -1,18 +1,25 @@
-import math
-
 import pytest
 import torch
 
-from vrnn_lightning.models import VRNN
-from vrnn_lightning.module import VRNNModule, warmup_cosine
+from vrnn_lightning.data.base import figure, full_batch
+from vrnn_lightning.data.text import Vocabulary, sample_text
+from vrnn_lightning.models import VRNN, Categorical
+from vrnn_lightning.training.checkpoints import load_module
+from vrnn_lightning.training.module import SequenceModule
+from vrnn_lightning.training.schedules import warmup_cosine
 
 VOCAB = "abcdefg"
+METADATA = {
+    "step_unit": "char",
+    "figures": {"bpc": figure("step", 0.5), "per_seq": figure("sequence", 2.0)},
+    "vocab": VOCAB,
+}
 
 
-def small_module(**kwargs) -> VRNNModule:
+def small_module(**kwargs) -> SequenceModule:
     torch.manual_seed(0)
-    net = VRNN(x_dim=len(VOCAB), h_dim=16, z_dim=4, x_feat_dim=8, z_feat_dim=8, hidden_dim=12)
-    return VRNNModule(net=net, optimizer=torch.optim.AdamW, vocab=VOCAB, **kwargs)
+    model = VRNN(Categorical(len(VOCAB)), h_dim=16, z_dim=4, x_feat_dim=8, z_feat_dim=8, hidden_dim=12)
+    return SequenceModule(model=model, optimizer=torch.optim.AdamW, data_metadata=METADATA, **kwargs)
 
 
 def test_warmup_then_cosine_to_the_floor():
@@ -28,45 +35,70 @@ def test_kl_warmup_ramps_beta_from_zero_to_one():
     assert small_module().beta() == 1.0
 
 
-def test_shared_step_loss_is_recon_plus_beta_kl(monkeypatch):
-    module = small_module(kl_warmup_steps=4)
+def capture_logs(module: SequenceModule, monkeypatch) -> dict:
     logged = {}
     monkeypatch.setattr(module, "log_dict", lambda metrics, **_: logged.update(metrics))
     monkeypatch.setattr(module, "log", lambda name, value, **_: logged.update({name: value}))
-    monkeypatch.setattr(VRNNModule, "global_step", property(lambda self: 1))
-    batch = torch.randint(0, len(VOCAB), (3, 9))
+    return logged
+
+
+def test_shared_step_loss_is_recon_plus_beta_kl_and_the_data_figures_follow(monkeypatch):
+    module = small_module(kl_warmup_steps=4)
+    logged = capture_logs(module, monkeypatch)
+    monkeypatch.setattr(SequenceModule, "global_step", property(lambda self: 1))
+    batch = full_batch(torch.randint(0, len(VOCAB), (3, 9)))
     loss = module.training_step(batch, 0)
     assert torch.allclose(loss, logged["train/recon"] + 0.25 * logged["train/kl"])
-    assert torch.allclose(logged["train/bpc"], (logged["train/recon"] + logged["train/kl"]) / math.log(2))
-    module._shared_step(batch, "val")
+    bound = logged["train/recon"] + logged["train/kl"]
+    assert torch.allclose(logged["train/bpc"], 0.5 * bound)
+    assert torch.allclose(logged["train/loss_per_sequence"], 9 * bound)
+    assert torch.allclose(logged["train/per_seq"], 2 * 9 * bound)
+    module.validation_step(batch, 0)
     assert torch.allclose(logged["val/loss"], logged["val/recon"] + logged["val/kl"])
 
 
-def test_sample_text_starts_with_the_prompt_and_is_seeded():
+def test_logged_figures_count_real_steps_only(monkeypatch):
+    """Padding with garbage changes no logged figure: per step is over real steps, per sequence over pieces."""
     module = small_module()
-    a = module.sample_text("abc", 25, seed=3)
+    logged = capture_logs(module, monkeypatch)
+    model = module.model
+    # z at the posterior means: the two batches' random draws would differ in shape, hence in value
+    monkeypatch.setattr(model, "forward", lambda x, mask: VRNN.forward(model, x, mask, torch.zeros(*x.shape, 4)))
+    pieces = torch.randint(0, len(VOCAB), (2, 5))
+    module.validation_step(full_batch(pieces), 0)
+    alone = dict(logged)
+    padded = torch.cat([pieces, torch.randint(0, len(VOCAB), (2, 4))], 1)
+    mask = torch.cat([torch.ones(2, 5), torch.zeros(2, 4)], 1)
+    module.validation_step(type(full_batch(pieces))(padded, mask), 0)
+    for name in ("val/recon", "val/kl", "val/loss", "val/loss_per_sequence", "val/bpc"):
+        assert torch.allclose(logged[name], alone[name], atol=1e-6), name
+
+
+def test_sample_text_starts_with_the_prompt_and_is_seeded():
+    model, vocab = small_module().model, Vocabulary(VOCAB)
+    a = sample_text(model, vocab, "abc", 25, seed=3)
     assert a.startswith("abc") and len(a) == 28 and set(a) <= set(VOCAB)
-    assert a == module.sample_text("abc", 25, seed=3)
+    assert a == sample_text(model, vocab, "abc", 25, seed=3)
 
 
 def test_sample_text_names_characters_outside_the_vocabulary():
     with pytest.raises(ValueError, match="'xz' are not in the vocabulary"):
-        small_module().sample_text("axz", 5)
+        sample_text(small_module().model, Vocabulary(VOCAB), "axz", 5)
 
 
-def test_checkpoint_alone_rebuilds_module_and_vocabulary(tmp_path):
-    module = small_module(sample_length=42)
+def test_checkpoint_alone_rebuilds_module_model_and_metadata(tmp_path):
+    module = small_module(free_bits=0.25)
     checkpoint = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
     module.on_save_checkpoint(checkpoint)
-    torch.save(checkpoint, tmp_path / "model.ckpt")
-    loaded = VRNNModule.load_checkpoint(str(tmp_path / "model.ckpt"))
-    assert loaded.hparams.vocab == VOCAB and loaded.hparams.sample_length == 42
-    assert loaded.sample_text("ab", 30, seed=1) == module.sample_text("ab", 30, seed=1)
+    loaded = load_module(checkpoint)
+    assert loaded.hparams.data_metadata == METADATA and loaded.hparams.free_bits == 0.25
+    vocab = Vocabulary(VOCAB)
+    assert sample_text(loaded.model, vocab, "ab", 30, seed=1) == sample_text(module.model, vocab, "ab", 30, seed=1)
 
 
 def test_free_bits_floor_each_dimension_of_the_kl_objective():
     module = small_module(free_bits=0.5)
-    out = module.net(torch.randint(0, len(VOCAB), (4, 6)))
+    out = module.model(torch.randint(0, len(VOCAB), (4, 6)))
     per_dim = out.posterior.kl_per_dim(out.prior).flatten(0, 1).mean(0)
     assert torch.allclose(module.kl_objective(out), per_dim.clamp_min(0.5).sum())
     assert module.kl_objective(out) >= 0.5 * per_dim.numel()

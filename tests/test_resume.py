@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from tests.conftest import TINY, run_main
+from tests.helpers.runs import TINY, run_main
 
 # Validation, and so a checkpoint, every 3 steps; long enough that the kill lands mid-run.
-KILLABLE = [*TINY, "trainer.max_steps=120", "callbacks.progress_bar=null", "module.sample_length=0"]
+KILLABLE = [*TINY, "trainer.max_steps=120", "callbacks.progress_bar=null", "callbacks.text_samples=null"]
 
 
 def wait_for_checkpoint(process: subprocess.Popen, checkpoint: Path, timeout: float = 120) -> None:

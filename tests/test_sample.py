@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from tests.conftest import run_main
+from tests.helpers.runs import run_main
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.sample import sample
 
@@ -24,7 +24,7 @@ def test_text_samples_start_with_the_prompt_and_repeat_under_a_seed(tiny_run, tm
     args = [f"ckpt_path={ckpt}", "prompt=ROMEO:", "length=50", "num_samples=2", "seed=7"]
     first = run_sample(*args, f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path)
     second = run_sample(*args, f"hydra.run.dir={tmp_path / 'b'}", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.returncode == 0 and second.returncode == 0, (first.stderr + second.stderr)[-3000:]
     report = (tmp_path / "a" / "samples.txt").read_text(encoding="utf-8")
     samples = [s[:-1] for s in re.split(r"--- sample \d+ ---\n", report)[1:]]  # each ends with one newline
     assert len(samples) == 2 and all(s.startswith("ROMEO:") and len(s) == 6 + 50 for s in samples)
@@ -42,13 +42,27 @@ def test_image_checkpoint_writes_png_grids(tiny_mnist_run, tmp_path):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(prompt=st.text(alphabet=st.one_of(st.sampled_from("ROMEO: \nabc!"), st.characters()), max_size=12),
-       length=st.integers(0, 20))
-def test_any_prompt_gives_text_that_starts_with_it_or_one_error_naming_its_strangers(tiny_run, tmp_path, prompt, length):
+@given(
+    prompt=st.text(alphabet=st.one_of(st.sampled_from("ROMEO: \nabc!"), st.characters()), max_size=12),
+    length=st.integers(0, 20),
+)
+def test_any_prompt_gives_text_that_starts_with_it_or_one_error_naming_its_strangers(
+    tiny_run, tmp_path, prompt, length
+):
     _, run_dir = tiny_run
-    cfg = OmegaConf.create({"ckpt_path": str(run_dir / "checkpoints" / "last.ckpt"), "paths": {"output_dir": str(tmp_path)},
-                            "prompt": prompt, "length": length, "temperature": 1.0, "num_samples": 1, "seed": 0})
-    vocab = torch.load(cfg.ckpt_path, weights_only=False)["hyper_parameters"]["vocab"]
+    cfg = OmegaConf.create(
+        {
+            "ckpt_path": str(run_dir / "checkpoints" / "last.ckpt"),
+            "paths": {"output_dir": str(tmp_path)},
+            "prompt": prompt,
+            "length": length,
+            "temperature": 1.0,
+            "num_samples": 1,
+            "seed": 0,
+            "image_scale": 3,
+        }
+    )
+    vocab = torch.load(cfg.ckpt_path, weights_only=False)["hyper_parameters"]["data_metadata"]["vocab"]
     strangers = "".join(sorted({c for c in prompt if c not in vocab}))
     try:
         [path] = sample(cfg)

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import TINY, run_main
+from tests.helpers.runs import TINY, run_main
 from tests.slurm_cluster import local_slurm, why_unavailable
 from vrnn_lightning.data import load_corpus
 
@@ -26,10 +26,20 @@ def small_corpus(tmp_path_factory) -> Path:
 
 
 def test_ddp_matches_one_process_with_the_same_global_batch(tmp_path, small_corpus):
-    common = [*TINY, f"data.path={small_corpus}", "trainer.limit_val_batches=1.0", "trainer.limit_test_batches=1.0",
-              "callbacks.progress_bar=null", "module.sample_length=0"]
-    single = run_main("train", *common, "trainer=cpu", "data.batch_size=8", f"hydra.run.dir={tmp_path / 'single'}", cwd=tmp_path)
-    ddp = run_main("train", *common, "trainer=ddp_cpu", "data.batch_size=4", f"hydra.run.dir={tmp_path / 'ddp'}", cwd=tmp_path)
+    common = [
+        *TINY,
+        f"data.path={small_corpus}",
+        "trainer.limit_val_batches=1.0",
+        "trainer.limit_test_batches=1.0",
+        "callbacks.progress_bar=null",
+        "callbacks.text_samples=null",
+    ]
+    single = run_main(
+        "train", *common, "trainer=cpu", "data.batch_size=8", f"hydra.run.dir={tmp_path / 'single'}", cwd=tmp_path
+    )
+    ddp = run_main(
+        "train", *common, "trainer=ddp_cpu", "data.batch_size=4", f"hydra.run.dir={tmp_path / 'ddp'}", cwd=tmp_path
+    )
     assert single.returncode == 0 and ddp.returncode == 0, (single.stderr + ddp.stderr)[-3000:]
     one = json.loads((tmp_path / "single" / "metrics.json").read_text())
     two = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
@@ -40,7 +50,7 @@ def test_ddp_matches_one_process_with_the_same_global_batch(tmp_path, small_corp
     assert math.isfinite(two["test/kl"])
 
 
-SWEEP = [*TINY, "callbacks.progress_bar=null", "module.sample_length=0"]
+SWEEP = [*TINY, "callbacks.progress_bar=null", "callbacks.text_samples=null"]
 
 
 def read_summary(sweep_dir: Path) -> list[dict[str, str]]:
@@ -50,7 +60,9 @@ def read_summary(sweep_dir: Path) -> list[dict[str, str]]:
 
 def test_a_sweep_of_ddp_jobs_runs_each_job_on_two_ranks_in_its_own_folder(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    result = run_main("train", "-m", *SWEEP, "trainer=ddp_cpu", "model.z_dim=2,4", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    result = run_main(
+        "train", "-m", *SWEEP, "trainer=ddp_cpu", "model.z_dim=2,4", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert [row["model.z_dim"] for row in read_summary(sweep_dir)] == ["2", "4"]
     for job in ("0", "1"):  # rank 1 of each job logged into that job's folder, and started no sweep of its own
@@ -61,8 +73,14 @@ def test_a_sweep_of_ddp_jobs_runs_each_job_on_two_ranks_in_its_own_folder(tmp_pa
 
 def test_optuna_search_runs_two_trials_and_names_the_best(tmp_path):
     sweep_dir = tmp_path / "search"
-    result = run_main("train", "hparams_search=shakespeare_optuna", "hydra.sweeper.n_trials=2", *SWEEP,
-                      f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    result = run_main(
+        "train",
+        "hparams_search=shakespeare_optuna",
+        "hydra.sweeper.n_trials=2",
+        *SWEEP,
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     trials = [json.loads((sweep_dir / str(i) / "metrics.json").read_text()) for i in range(2)]
@@ -74,7 +92,9 @@ def test_optuna_search_runs_two_trials_and_names_the_best(tmp_path):
 
 def test_a_sweep_through_submitits_local_launcher_runs_both_jobs(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    result = run_main("train", "-m", "hydra/launcher=local", *SWEEP, "model.z_dim=2,4", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    result = run_main(
+        "train", "-m", "hydra/launcher=local", *SWEEP, "model.z_dim=2,4", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = read_summary(sweep_dir)
     assert [row["model.z_dim"] for row in rows] == ["2", "4"]
@@ -92,8 +112,16 @@ def slurm(tmp_path_factory) -> dict[str, str]:
 
 
 def run_on_slurm(env: dict[str, str], *overrides: str, cwd: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "vrnn_lightning.train", "-m", "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1",
-               "hydra.launcher.timeout_min=10", *overrides]
+    command = [
+        sys.executable,
+        "-m",
+        "vrnn_lightning.train",
+        "-m",
+        "hydra/launcher=slurm",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.timeout_min=10",
+        *overrides,
+    ]
     return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -124,8 +152,12 @@ def test_a_preempted_slurm_job_is_requeued_and_resumes_from_its_last_checkpoint(
         job_id = submitted.name.removesuffix("_submitted.pkl")
         subprocess.run(["scancel", "--signal=USR2", job_id], env=slurm, check=True)  # what SLURM sends on pre-emption
         # SLURM holds a requeued job for about two minutes before it is eligible again; release it at once.
-        while "PENDING" not in subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], env=slurm,
-                                              capture_output=True, text=True).stdout:
+        while (
+            "PENDING"
+            not in subprocess.run(
+                ["squeue", "-h", "-j", job_id, "-o", "%T"], env=slurm, capture_output=True, text=True
+            ).stdout
+        ):
             assert process.poll() is None and time.monotonic() < deadline, "the job was not requeued"
             time.sleep(0.2)
         subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=slurm, check=True)

@@ -1,4 +1,8 @@
-"""Bad user input: one exception type, and the mains' contract of one line on stderr and exit status 2."""
+"""Bad user input: one exception type, and the mains' contract of one line on stderr and exit status 2.
+
+Beside the mains rather than in `launch/`: data modules, models' callers and the mains all raise `ConfigError`,
+so it is a leaf that imports nothing of the project (and Hydra only when a main reports an error).
+"""
 
 import os
 import sys
@@ -6,8 +10,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
-
-from hydra.errors import InstantiationException
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -18,6 +20,8 @@ class ConfigError(ValueError):
 
 def user_message(err: Exception) -> str | None:
     """The message of a bad-input error: a ConfigError, or a ValueError a constructor raised on a config value."""
+    from hydra.errors import InstantiationException
+
     if isinstance(err, ConfigError):
         return str(err)
     if isinstance(err, InstantiationException) and isinstance(err.__cause__, ValueError):

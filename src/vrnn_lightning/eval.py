@@ -1,36 +1,60 @@
 """Evaluate a checkpoint: python -m vrnn_lightning.eval ckpt_path=... [eval.iw_samples=64] [split=test]
 
 On the checkpoint's own test data (its data settings, overridable with data.*=): the ELBO and its KL and
-reconstruction parts; the NLL bound per step, per sequence and, for text, in bits per character; with
-eval.iw_samples=K the importance-weighted bound (K trajectories from the filtering posterior, log-mean-exp of
-their weights), which is tighter; KL per latent dimension and active units. Writes metrics.json.
+reconstruction parts; the bound per step, per sequence and in the data's own figures (bits per character for
+text); with eval.iw_samples=K the importance-weighted bound (K trajectories from the filtering posterior,
+log-mean-exp of their weights), which is tighter; KL per latent dimension and active units. Writes metrics.json.
 """
 
 import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from vrnn_lightning.checkpoints import data_overrides, datamodule_from_checkpoint, read_checkpoint
 from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_errors
-from vrnn_lightning.latents import LatentUsage
-from vrnn_lightning.module import VRNNModule
+from vrnn_lightning.models import SequenceModel
+from vrnn_lightning.training.checkpoints import datamodule_from_checkpoint, load_module, read_checkpoint
+from vrnn_lightning.training.metrics import LatentUsage
 
 
-def iw_log_likelihood(net: torch.nn.Module, x: Tensor, samples: int, chunk: int) -> Tensor:
+def iw_log_likelihood(model: SequenceModel, x: Tensor, mask: Tensor, samples: int, chunk: int) -> Tensor:
     """log p(x) estimates (B,): log (1/K) sum_k w_k with w_k = p(x, z_k) / q(z_k | x), z_k ~ q. A lower bound on
     log p(x) in expectation, tightening as K grows; K = 1 is the ELBO's single-sample estimate."""
     per_chunk = max(1, chunk // samples)
     estimates = []
-    for part in x.split(per_chunk):
-        weights = net(part.repeat_interleave(samples, 0)).log_weight().view(len(part), samples)
+    for part, part_mask in zip(x.split(per_chunk), mask.split(per_chunk), strict=True):
+        repeated = model(part.repeat_interleave(samples, 0), part_mask.repeat_interleave(samples, 0))
+        weights = repeated.log_weight().view(len(part), samples)  # (B, K)
         estimates.append(torch.logsumexp(weights.double(), 1) - math.log(samples))
     return torch.cat(estimates)
+
+
+def data_overrides(cfg: DictConfig) -> dict[str, Any]:
+    """The `data.*` settings given on the command line of eval or sample; null means keep the checkpoint's."""
+    return {k: v for k, v in OmegaConf.to_container(cfg.get("data") or {}).items() if v is not None}
+
+
+def pick_device(choice: str) -> str:
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if choice == "auto" else choice
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda asks for a CUDA GPU but none is visible; use device=cpu")
+    return device
+
+
+def bound_metrics(kind: str, total: float, steps: int, sequences: int, metadata: dict[str, Any]) -> dict[str, float]:
+    """A bound summed over the split, in nats per step and per sequence and in the data's own figures."""
+    unit = metadata["step_unit"]
+    per = {"step": total / steps, "sequence": total / sequences}
+    metrics = {f"{kind}_nats_per_{unit}": per["step"], f"{kind}_nats_per_sequence": per["sequence"]}
+    for name, figure in metadata["figures"].items():
+        metrics[f"{kind}_{name}"] = per[figure["per"]] * figure["scale"]
+    return metrics
 
 
 @torch.no_grad()
@@ -41,50 +65,50 @@ def evaluate(cfg: DictConfig) -> dict:
     iw_samples = cfg.eval.iw_samples
     if iw_samples is not None and (isinstance(iw_samples, bool) or not isinstance(iw_samples, int) or iw_samples < 1):
         raise ConfigError(f"eval.iw_samples={iw_samples} must be a whole number >= 1 (or null for the ELBO alone)")
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device=cuda asks for a CUDA GPU but none is visible; use device=cpu")
+    device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     checkpoint = read_checkpoint(cfg.ckpt_path)
-    net = VRNNModule.load_checkpoint(cfg.ckpt_path).net.to(device).eval()
+    module = load_module(checkpoint)
+    model, metadata = module.model.to(device).eval(), module.hparams.data_metadata
     datamodule = datamodule_from_checkpoint(checkpoint, **data_overrides(cfg))
     datamodule.setup(cfg.split)
     loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
 
     recon = kl = iw = 0.0
     steps = sequences = 0
-    usage = LatentUsage()
+    usage = LatentUsage(model.latent_dim).to(device) if model.latent_dim else None
     for batch in loader:
-        batch = batch.to(device)
-        out = net(batch)
+        x, mask = batch.x.to(device), batch.mask.to(device)
+        out = model(x, mask)
         recon += out.recon.sum().item()
         kl += out.kl.sum().item()
-        usage.update(out)
-        steps += batch.shape[0] * batch.shape[1]
-        sequences += batch.shape[0]
+        steps += int(mask.sum().item())
+        sequences += x.shape[0]
+        if usage is not None:
+            usage.update(out)
         if iw_samples:
-            iw -= iw_log_likelihood(net, batch, iw_samples, cfg.eval.iw_chunk).sum().item()
+            iw -= iw_log_likelihood(model, x, mask, iw_samples, cfg.eval.iw_chunk).sum().item()
 
-    is_text = checkpoint["hyper_parameters"].get("vocab") is not None
-    unit = "char" if is_text else "step"
+    unit = metadata["step_unit"]
     metrics = {
-        "checkpoint": str(cfg.ckpt_path), "split": cfg.split, "steps": steps, "sequences": sequences,
-        f"recon_nats_per_{unit}": recon / steps, f"kl_nats_per_{unit}": kl / steps,
-        f"elbo_bound_nats_per_{unit}": (recon + kl) / steps, "elbo_bound_nats_per_sequence": (recon + kl) / sequences,
+        "checkpoint": str(cfg.ckpt_path),
+        "split": cfg.split,
+        "steps": steps,
+        "sequences": sequences,
+        f"recon_nats_per_{unit}": recon / steps,
+        f"kl_nats_per_{unit}": kl / steps,
+        **bound_metrics("elbo_bound", recon + kl, steps, sequences, metadata),
     }
-    if is_text:
-        metrics["elbo_bound_bits_per_char"] = (recon + kl) / steps / math.log(2)
     if iw_samples:
-        metrics.update({"iw_samples": iw_samples, f"iw_bound_nats_per_{unit}": iw / steps,
-                        "iw_bound_nats_per_sequence": iw / sequences})
-        if is_text:
-            metrics["iw_bound_bits_per_char"] = iw / steps / math.log(2)
-    if usage.count:
-        metrics["active_units"] = usage.active_units()
-        metrics["latent_dims"] = len(usage.kl_per_dim())
-        metrics["kl_per_dim"] = [round(v, 6) for v in usage.kl_per_dim().tolist()]
-    if getattr(datamodule, "split", None) == "t10k_only":
-        metrics["note"] = "t10k_only MNIST split: not comparable with published MNIST figures"
+        metrics["iw_samples"] = iw_samples
+        metrics.update(bound_metrics("iw_bound", iw, steps, sequences, metadata))
+    if usage is not None:
+        latents = usage.compute()
+        metrics["active_units"] = int(latents["active_units"])
+        metrics["latent_dims"] = model.latent_dim
+        metrics["kl_per_dim"] = [round(v, 6) for v in latents["kl_per_dim"].tolist()]
+    if datamodule.note:
+        metrics["note"] = datamodule.note
     return metrics
 
 

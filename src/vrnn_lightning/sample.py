@@ -1,7 +1,7 @@
 """Sample from a checkpoint: python -m vrnn_lightning.sample ckpt_path=... [prompt=ROMEO: length=500 ...]
 
-Text: prints `num_samples` samples and saves them to samples.txt in the run folder. Images: writes PNG grids of
-samples from the prior and of completions of test digits (top half read, bottom half generated).
+The checkpoint's data module writes what a person reads or looks at: text prints `num_samples` samples and
+saves them to samples.txt; images write PNG grids of samples from the prior and of completions of test digits.
 """
 
 import sys
@@ -10,30 +10,33 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from vrnn_lightning.checkpoints import data_overrides, datamodule_from_checkpoint, read_checkpoint
+from vrnn_lightning.data.base import SampleRequest
 from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_errors
-from vrnn_lightning.images import write_png
-from vrnn_lightning.module import VRNNModule
+from vrnn_lightning.eval import data_overrides
+from vrnn_lightning.training.checkpoints import (
+    datamodule_class,
+    datamodule_from_checkpoint,
+    load_module,
+    read_checkpoint,
+)
 
 
 def sample(cfg: DictConfig) -> list[Path]:
     """Write the samples into the run folder; returns the files written."""
-    if cfg.get("length", 1) < 1:
+    if cfg.length < 1:
         raise ConfigError(f"length={cfg.length} leaves nothing to generate; use length=1 or more")
-    module = VRNNModule.load_checkpoint(cfg.ckpt_path)
-    output_dir = Path(cfg.paths.output_dir)
-    if module.hparams.vocab is not None:
-        texts = [module.sample_text(cfg.prompt, cfg.length, cfg.temperature, seed=cfg.seed + i) for i in range(cfg.num_samples)]
-        report = "".join(f"--- sample {i} ---\n{text}\n" for i, text in enumerate(texts))
-        print(report, end="")
-        path = output_dir / "samples.txt"
-        path.write_text(report, encoding="utf-8")
-        return [path]
-    datamodule = datamodule_from_checkpoint(read_checkpoint(cfg.ckpt_path), **data_overrides(cfg))
-    datamodule.setup("test")
-    digits = next(iter(datamodule.test_dataloader()))[: cfg.num_samples]
-    grids = module.image_grids(digits, seed=cfg.seed)
-    return [write_png(output_dir / f"{name.split('/')[-1]}.png", grid, cfg.image_scale) for name, grid in grids.items()]
+    if cfg.num_samples < 1:
+        raise ConfigError(f"num_samples={cfg.num_samples} asks for nothing; use num_samples=1 or more")
+    checkpoint = read_checkpoint(cfg.ckpt_path)
+    module = load_module(checkpoint)
+    request = SampleRequest(cfg.num_samples, cfg.length, cfg.temperature, cfg.seed, cfg.prompt, cfg.image_scale)
+    return datamodule_class(checkpoint).write_samples(
+        module.model.eval(),
+        module.hparams.data_metadata,
+        Path(cfg.paths.output_dir),
+        request,
+        load_data=lambda: datamodule_from_checkpoint(checkpoint, **data_overrides(cfg)),
+    )
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="sample")

@@ -66,7 +66,7 @@ def test_validation_is_binarised_once_and_training_afresh():
     again.setup()
     assert torch.equal(val, again.images["val"])
     batches = ShuffledImages(dm.images["train"], 240, seed=0, rank=0, world_size=1, dynamic=True)
-    first, second = next(iter(batches)), next(iter(batches))
+    first, second = next(iter(batches)).x, next(iter(batches)).x
     assert set(first.unique().tolist()) == {0.0, 1.0} and not torch.equal(first.sum(0), second.sum(0))
 
 
@@ -79,7 +79,7 @@ def test_intensities_when_not_binarised_and_columns_layout():
 
 def test_ranks_train_on_disjoint_images():
     images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1).expand(10, 2, 2)
-    seen = [torch.cat(list(ShuffledImages(images, 3, 0, rank, 2, dynamic=False)))[:, 0, 0] for rank in (0, 1)]
+    seen = [torch.cat([b.x for b in ShuffledImages(images, 3, 0, rank, 2, dynamic=False)])[:, 0, 0] for rank in (0, 1)]
     assert len(seen[0]) == len(seen[1]) == 5
     assert sorted((torch.cat(seen) * 255).round().int().tolist()) == list(range(10))
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from vrnn_lightning.data import CharDataModule, Vocabulary, load_corpus
-from vrnn_lightning.data.shakespeare import RandomWindows, sequential_windows, split_points
+from vrnn_lightning.data.text import RandomWindows, sequential_windows, split_points
 from vrnn_lightning.errors import ConfigError
 
 
@@ -35,7 +35,7 @@ def test_datamodule_splits_partition_the_corpus():
     dm = CharDataModule(seq_len=64)
     text = load_corpus()
     assert len(dm.train_ids) + len(dm.val_ids) + len(dm.test_ids) == len(text)
-    assert dm.vocab.decode(dm.val_ids[:20]) == text[1_003_854 : 1_003_874]
+    assert dm.vocab.decode(dm.val_ids[:20]) == text[1_003_854:1_003_874]
     assert dm.vocab.decode(dm.test_ids[-20:]) == text[-20:]
     assert dm.x_dim == 65
 
@@ -43,16 +43,16 @@ def test_datamodule_splits_partition_the_corpus():
 def test_random_windows_are_contiguous_slices_and_reseeded_each_epoch():
     data = torch.arange(1000)
     windows = RandomWindows(data, seq_len=16, batch_size=8, num_batches=3, seed=0)
-    first = list(windows)
+    first = [b.x for b in windows]
     assert len(first) == 3 and all(b.shape == (8, 16) for b in first)
     assert all(torch.equal(b[:, 1:] - b[:, :-1], torch.ones(8, 15, dtype=torch.long)) for b in first)
-    second = list(windows)
+    second = [b.x for b in windows]
     assert not torch.equal(first[0], second[0])
 
 
 def test_sequential_windows_cover_the_split_exactly_once():
     data = torch.arange(103)
-    batches = sequential_windows(data, seq_len=10, batch_size=4)
+    batches = [b.x for b in sequential_windows(data, seq_len=10, batch_size=4)]
     assert [tuple(b.shape) for b in batches] == [(4, 10), (4, 10), (2, 10), (1, 3)]
     assert torch.equal(torch.cat([b.flatten() for b in batches]), data)
 
@@ -91,5 +91,5 @@ def test_ranks_take_disjoint_slices_of_the_single_process_global_batch():
     data = torch.arange(1000)
     single = RandomWindows(data, seq_len=16, batch_size=8, num_batches=3, seed=5)
     ranks = [RandomWindows(data, seq_len=16, batch_size=4, num_batches=3, seed=5, rank=r, world_size=2) for r in (0, 1)]
-    for whole, first, second in zip(single, *ranks):
-        assert torch.equal(torch.cat([first, second]), whole)
+    for whole, first, second in zip(single, *ranks, strict=True):
+        assert torch.equal(torch.cat([first.x, second.x]), whole.x)

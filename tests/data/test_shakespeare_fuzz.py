@@ -39,8 +39,8 @@ def test_data_module_takes_any_text_or_names_why_not(text, seq_len, batch_size):
     assert "\0" not in text and text
     assert torch.equal(torch.cat([data.train_ids, data.val_ids, data.test_ids]), data.vocab.encode(text))
     assert len(data.train_ids) >= seq_len and len(data.val_ids) > 0 and len(data.test_ids) > 0
-    batches = list(data.train_dataloader())
+    batches = [b.x for b in data.train_dataloader()]
     assert len(batches) == 2 and all(b.shape == (batch_size, seq_len) for b in batches)
     assert all(int(b.max()) < data.x_dim for b in batches)
-    val = torch.cat([b.flatten() for b in data.val_dataloader()])
+    val = torch.cat([b.x.flatten() for b in data.val_dataloader()])
     assert torch.equal(val, data.val_ids)  # evaluation covers every held-out character once

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vrnn_lightning.models import Bernoulli, Categorical, Gaussian, make_likelihood
+from vrnn_lightning.models import Bernoulli, Categorical, Gaussian, build
 
 
 def test_categorical_nll_is_cross_entropy_per_step():
@@ -29,9 +29,10 @@ def test_zero_temperature_is_argmax_and_low_temperature_concentrates():
     assert (cold == 1).float().mean() > 0.95 > (hot == 1).float().mean()
 
 
-def test_unknown_likelihood_names_the_choices():
-    with pytest.raises(ValueError, match="model.likelihood='poisson' is unknown; choose one of"):
-        make_likelihood("poisson", 4)
+@pytest.mark.parametrize("head", [Categorical(4), Bernoulli(3), Gaussian(2, std=0.5)])
+def test_a_head_is_rebuilt_from_its_config(head):
+    clone = build(head.config)
+    assert type(clone) is type(head) and clone.config == head.config and clone.param_dim == head.param_dim
 
 
 def test_bernoulli_nll_is_binary_cross_entropy_summed_over_pixels():
@@ -62,8 +63,8 @@ def test_learned_std_gaussian_matches_torch_normal():
     assert ((head.sample(params[:, 0]) >= 0) & (head.sample(params[:, 0]) <= 1)).all()
 
 
-def test_output_std_only_for_gaussian():
-    with pytest.raises(ValueError, match="model.output_std applies only to model.likelihood=gaussian"):
-        make_likelihood("bernoulli", 28, output_std=1.0)
-    with pytest.raises(ValueError, match="model.output_std must be > 0"):
-        make_likelihood("gaussian", 28, output_std=0.0)
+def test_invalid_gaussian_std_and_width_are_one_line():
+    with pytest.raises(ValueError, match="model.likelihood.std must be > 0"):
+        Gaussian(28, std=0.0)
+    with pytest.raises(ValueError, match="x_dim must be a positive integer, got 0"):
+        Bernoulli(0)

@@ -3,21 +3,32 @@
 import pytest
 import torch
 
-from vrnn_lightning.models import VRNN
+from vrnn_lightning.models import VRNN, Categorical
 from vrnn_lightning.models.reference import per_step_forward
 
 
-@pytest.mark.parametrize("rnn, mlp_layers, compile", [("gru", 2, False), ("lstm", 1, False), ("gru", 3, False), ("gru", 2, True)])
+@pytest.mark.parametrize(
+    "rnn, mlp_layers, compile", [("gru", 2, False), ("lstm", 1, False), ("gru", 3, False), ("gru", 2, True)]
+)
 def test_time_parallel_forward_matches_per_step_reference(rnn, mlp_layers, compile):
     torch.manual_seed(0)
-    model = VRNN(x_dim=9, h_dim=12, z_dim=3, x_feat_dim=7, z_feat_dim=5, hidden_dim=10, mlp_layers=mlp_layers, rnn=rnn,
-                 compile=compile)
+    model = VRNN(
+        Categorical(9),
+        h_dim=12,
+        z_dim=3,
+        x_feat_dim=7,
+        z_feat_dim=5,
+        hidden_dim=10,
+        mlp_layers=mlp_layers,
+        rnn=rnn,
+        compile=compile,
+    )
     model.double()
     x = torch.randint(0, 9, (4, 11))
     noise = torch.randn(4, 11, 3, dtype=torch.float64)
 
     results = []
-    for forward in (lambda: model(x, noise), lambda: per_step_forward(model, x, noise)):
+    for forward in (lambda: model(x, noise=noise), lambda: per_step_forward(model, x, noise)):
         model.zero_grad()
         out = forward()
         (out.recon + out.kl).mean().backward()

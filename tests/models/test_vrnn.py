@@ -1,14 +1,15 @@
 import pytest
 import torch
 
-from vrnn_lightning.models import VRNN
+from vrnn_lightning.models import VRNN, Categorical, build
+from vrnn_lightning.models.base import mlp
 
 SMALL = dict(h_dim=16, z_dim=4, x_feat_dim=8, z_feat_dim=8, hidden_dim=12, mlp_layers=2)
 
 
 def small_vrnn(rnn: str = "gru", **overrides) -> VRNN:
     torch.manual_seed(0)
-    return VRNN(x_dim=7, rnn=rnn, **{**SMALL, **overrides})
+    return VRNN(Categorical(7), rnn=rnn, **{**SMALL, **overrides})
 
 
 @pytest.mark.parametrize("rnn", ["gru", "lstm"])
@@ -40,9 +41,9 @@ def test_fixed_noise_makes_forward_deterministic_and_noise_matters():
     model = small_vrnn()
     x = torch.randint(0, 7, (2, 6))
     noise = torch.randn(2, 6, 4)
-    a, b = model(x, noise), model(x, noise)
+    a, b = model(x, noise=noise), model(x, noise=noise)
     assert torch.equal(a.recon, b.recon) and torch.equal(a.kl, b.kl)
-    assert not torch.equal(model(x, noise + 1).recon, a.recon)
+    assert not torch.equal(model(x, noise=noise + 1).recon, a.recon)
 
 
 def test_step_t_depends_on_no_later_input():
@@ -51,7 +52,7 @@ def test_step_t_depends_on_no_later_input():
     noise = torch.randn(2, 8, 4)
     changed = x.clone()
     changed[:, 5] = (changed[:, 5] + 1) % 7
-    a, b = model(x, noise), model(changed, noise)
+    a, b = model(x, noise=noise), model(changed, noise=noise)
     assert torch.equal(a.recon[:, :5], b.recon[:, :5]) and torch.equal(a.kl[:, :5], b.kl[:, :5])
     assert not torch.equal(a.recon[:, 5], b.recon[:, 5])
 
@@ -60,13 +61,14 @@ def test_first_step_matches_the_equations_by_hand():
     """t = 0 with h_0 = 0: encoder, prior and decoder read a zero state."""
     model = small_vrnn()
     x, noise = torch.randint(0, 7, (2, 3)), torch.randn(2, 3, 4)
-    out = model(x, noise)
+    out = model(x, noise=noise)
     h0 = torch.zeros(2, 16)
     fx = model.phi_x(torch.nn.functional.one_hot(x[:, 0], 7).float())
-    q_mean, q_raw = model.encoder(torch.cat([fx, h0], -1)).chunk(2, -1)
-    q_std = torch.nn.functional.softplus(q_raw) + model.min_std
+    encoder = model.encoder
+    q_mean, q_raw = encoder.out(encoder.trunk(torch.cat([fx, h0], -1))).chunk(2, -1)
+    q_std = torch.nn.functional.softplus(q_raw) + encoder.min_std
     z = q_mean + q_std * noise[:, 0]
-    logits = model.decoder(torch.cat([model.phi_z(z), h0], -1))
+    logits = model.decoder.out(model.decoder.trunk(torch.cat([model.phi_z(z), h0], -1)))
     recon = torch.nn.functional.cross_entropy(logits, x[:, 0], reduction="none")
     assert torch.allclose(out.recon[:, 0], recon, atol=1e-6)
     assert torch.allclose(out.posterior.mean[:, 0], q_mean, atol=1e-6)
@@ -111,17 +113,57 @@ def test_generate_continues_the_prime_of_a_learned_cycle():
 )
 def test_invalid_sizes_fail_at_construction(overrides, message):
     with pytest.raises(ValueError, match=message):
-        VRNN(x_dim=7, **{**SMALL, **overrides})
+        VRNN(Categorical(7), **{**SMALL, **overrides})
 
 
 def test_config_rebuilds_the_same_architecture():
     model = small_vrnn("lstm")
-    clone = VRNN(**model.config)
+    clone = build(model.config)
+    assert isinstance(clone, VRNN) and isinstance(clone.likelihood, Categorical) and clone.likelihood.x_dim == 7
     clone.load_state_dict(model.state_dict())
     assert sum(p.numel() for p in clone.parameters()) == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("where", ["encoder.trunk", "phi_z"])
+def test_a_layer_the_fused_loop_does_not_handle_is_refused_at_construction(where, monkeypatch):
+    """A LayerNorm slipped into an in-loop MLP would silently change the fused loop's maths."""
+
+    def mlp_with_norm(in_dim: int, width: int, layers: int) -> torch.nn.Sequential:
+        return torch.nn.Sequential(*mlp(in_dim, width, layers), torch.nn.LayerNorm(width))
+
+    import vrnn_lightning.models.vrnn as vrnn_module
+
+    calls = {"encoder.trunk": 3, "phi_z": 1}[where]  # the order VRNN builds its MLPs in: phi_x, phi_z, prior, encoder
+    built = iter(range(10))
+    monkeypatch.setattr(vrnn_module, "mlp", lambda *a: mlp_with_norm(*a) if next(built) == calls else mlp(*a))
+    with pytest.raises(
+        ValueError, match=f"model.{where} holds Linear, ReLU, Linear, ReLU, LayerNorm; the time-parallel"
+    ):
+        small_vrnn()
+
+
+def test_padding_changes_nothing_and_a_batch_of_one_equals_it_alone():
+    """Right-padded with garbage: the real steps' losses and the gradients are those of the unpadded pieces."""
+    model = small_vrnn().double()
+    pieces = [torch.randint(0, 7, (n,)) for n in (3, 6, 4)]
+    noise = torch.randn(3, 6, 4, dtype=torch.float64)
+    x = torch.stack([torch.cat([p, torch.randint(0, 7, (6 - len(p),))]) for p in pieces])
+    mask = torch.stack([torch.arange(6) < len(p) for p in pieces]).double()
+    out = model(x, mask, noise)
+    assert (out.recon[mask == 0] == 0).all() and (out.kl[mask == 0] == 0).all()
+    (out.recon + out.kl).sum().backward()
+    batch_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    for i, piece in enumerate(pieces):
+        alone = model(piece.unsqueeze(0), noise=noise[i : i + 1, : len(piece)])
+        assert torch.allclose(alone.recon[0], out.recon[i, : len(piece)], atol=1e-10)
+        assert torch.allclose(alone.log_weight(), out.log_weight()[i : i + 1], atol=1e-10)
+        (alone.recon + alone.kl).sum().backward()
+    for name, param in model.named_parameters():
+        assert torch.allclose(param.grad, batch_grads[name], atol=1e-10), name
 
 
 @pytest.mark.parametrize("mode", ["fastest", 0])
 def test_an_unknown_compile_mode_is_named(mode):
     with pytest.raises(ValueError, match="model.compile must be true, false or one of"):
-        VRNN(x_dim=5, compile=mode)
+        VRNN(Categorical(5), compile=mode)

@@ -1,6 +1,16 @@
-"""LightningDataModules. They import no model: the vocabulary reaches the model through train.py."""
+"""LightningDataModules behind the data contract (`base.py`). They import no model and no training code: the
+data reaches the model as tensors (`Batch(x, mask)`) and one metadata dict."""
 
+from vrnn_lightning.data.base import Batch, SampleRequest, SequenceDataModule
 from vrnn_lightning.data.mnist import MNISTDataModule
-from vrnn_lightning.data.shakespeare import CharDataModule, Vocabulary, load_corpus
+from vrnn_lightning.data.text import CharDataModule, Vocabulary, load_corpus
 
-__all__ = ["CharDataModule", "MNISTDataModule", "Vocabulary", "load_corpus"]
+__all__ = [
+    "Batch",
+    "CharDataModule",
+    "MNISTDataModule",
+    "SampleRequest",
+    "SequenceDataModule",
+    "Vocabulary",
+    "load_corpus",
+]

@@ -3,8 +3,8 @@
 Owns download (from a list of mirrors, md5-checked, never leaving a partial file under the final name),
 IDX parsing, the split and binarisation. Standard split: 55,000 / 5,000 train / validation from the training
 file, test on the 10,000 test images. A folder holding only the t10k pair (no network) gives the
-`t10k_only` split: 80% / 10% / 10% (8,000 / 1,000 / 1,000) of those images, in file order; its figures are not comparable with
-published ones, and the run says so.
+`t10k_only` split: 80% / 10% / 10% (8,000 / 1,000 / 1,000) of those images, in file order; its figures are
+not comparable with published ones, and the run says so.
 """
 
 import gzip
@@ -17,13 +17,15 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
+from vrnn_lightning.data.base import Batch, SampleRequest, SequenceDataModule, full_batch
 from vrnn_lightning.data.epochs import ResumableEpochs
+from vrnn_lightning.data.images import picture_grids, write_png
 from vrnn_lightning.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -81,8 +83,10 @@ def read_idx(path: Path) -> Tensor:
     except (OSError, EOFError) as err:
         raise ConfigError(f"{path} is not a complete gzip file ({err}); delete it so it is downloaded again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or (raw[2] << 8 | raw[3]) not in IDX_MAGIC:
-        raise ConfigError(f"{path} has magic number {raw[:4].hex() or 'none'}, not an unsigned-byte IDX file "
-                          "(0x00000801 or 0x00000803); replace it with the published MNIST file")
+        raise ConfigError(
+            f"{path} has magic number {raw[:4].hex() or 'none'}, not an unsigned-byte IDX file "
+            "(0x00000801 or 0x00000803); replace it with the published MNIST file"
+        )
     dims = IDX_MAGIC[raw[2] << 8 | raw[3]]
     if len(raw) < 4 + 4 * dims:
         raise ConfigError(f"{path} is truncated inside its header; delete it so it is downloaded again")
@@ -92,8 +96,10 @@ def read_idx(path: Path) -> Tensor:
         size *= n
     body = raw[4 + 4 * dims :]
     if len(body) != size:
-        raise ConfigError(f"{path} holds {len(body)} data bytes, its header promises {size} {shape}; "
-                          "delete it so it is downloaded again")
+        raise ConfigError(
+            f"{path} holds {len(body)} data bytes, its header promises {size} {shape}; "
+            "delete it so it is downloaded again"
+        )
     return torch.frombuffer(bytearray(body), dtype=torch.uint8).view(*shape)
 
 
@@ -107,17 +113,18 @@ class ShuffledImages(IterableDataset):
     def __len__(self) -> int:
         return -(-len(self.images) // self.world_size // self.batch_size)
 
-    def __iter__(self) -> Iterator[Tensor]:
+    def __iter__(self) -> Iterator[Batch]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         self.epoch += 1
         order = torch.randperm(len(self.images), generator=generator)[self.rank :: self.world_size]
         for index in order.split(self.batch_size):
-            batch = self.images[index].float() / 255
-            yield torch.bernoulli(batch, generator=generator) if self.dynamic else batch
+            batch = self.images[index].float() / 255  # (B, 28, 28)
+            yield full_batch(torch.bernoulli(batch, generator=generator) if self.dynamic else batch)
 
 
-class MNISTDataModule(ResumableEpochs, L.LightningDataModule):
-    """MNIST digits as (B, 28, 28) sequences of rows (or columns) for the VRNN."""
+class MNISTDataModule(ResumableEpochs, SequenceDataModule):
+    """MNIST digits as (B, 28, 28) sequences of rows (or columns) for the VRNN; a sequence is an image, so
+    `*/loss_per_sequence` is the bound in nats per image."""
 
     def __init__(
         self,
@@ -136,7 +143,9 @@ class MNISTDataModule(ResumableEpochs, L.LightningDataModule):
         if layout not in ("rows", "columns"):
             raise ConfigError(f"data.layout must be 'rows' or 'columns', got {layout!r}")
         if batch_size < 1 or eval_batch_size < 1:
-            raise ConfigError(f"data.batch_size and data.eval_batch_size must be positive, got {batch_size}, {eval_batch_size}")
+            raise ConfigError(
+                f"data.batch_size and data.eval_batch_size must be positive, got {batch_size}, {eval_batch_size}"
+            )
         self.root, self.mirrors, self.download = Path(root).expanduser(), list(mirrors or MIRRORS), download
         self.checksums = {**MD5, **(checksums or {})}
         self.layout, self.binarize = layout, binarize
@@ -148,9 +157,26 @@ class MNISTDataModule(ResumableEpochs, L.LightningDataModule):
     x_dim = 28  # pixels per step
 
     @property
-    def metadata(self) -> dict[str, str]:
-        """What the LightningModule (and so every checkpoint) must know of the data."""
-        return {"image_layout": self.layout}
+    def step_unit(self) -> str:
+        return self.layout[:-1]  # row | column
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata, "image_layout": self.layout}
+
+    @classmethod
+    def write_samples(
+        cls, model: Any, metadata: dict[str, Any], folder: Path, request: SampleRequest, load_data: Any
+    ) -> list[Path]:
+        """PNG grids: `num_samples` test digits over their reconstructions, twice as many samples from the
+        prior, and the test digits' top halves completed."""
+        datamodule = load_data()
+        datamodule.setup("test")
+        digits = next(iter(datamodule.test_dataloader())).x[: request.num_samples]
+        grids = picture_grids(model, digits, metadata["image_layout"], seed=request.seed)
+        return [
+            write_png(folder / f"{name.split('/')[-1]}.png", grid, request.image_scale) for name, grid in grids.items()
+        ]
 
     def _file(self, name: str) -> Path:
         """The verified file `name`, downloaded first where it is missing and downloads are allowed."""
@@ -161,7 +187,9 @@ class MNISTDataModule(ResumableEpochs, L.LightningDataModule):
             return download(name, self.root, self.mirrors, self.checksums[name])
         digest = md5sum(path)
         if digest != self.checksums[name]:
-            raise ConfigError(f"{path} has md5 {digest}, expected {self.checksums[name]}; delete it so it is downloaded again")
+            raise ConfigError(
+                f"{path} has md5 {digest}, expected {self.checksums[name]}; delete it so it is downloaded again"
+            )
         return path
 
     def prepare_data(self) -> None:
@@ -187,10 +215,14 @@ class MNISTDataModule(ResumableEpochs, L.LightningDataModule):
             self.split = "standard"
             self.images = {"train": train[:55_000], "val": train[55_000:], "test": read_idx(files[2])}
         else:
-            log.warning("MNIST training files unavailable (%s); using the t10k_only split: 80/10/10%% of the "
-                        "test images. Its figures are NOT comparable with published MNIST results.", self.missing_train_reason)
+            log.warning(
+                "MNIST training files unavailable (%s); using the t10k_only split: 80/10/10%% of the "
+                "test images. Its figures are NOT comparable with published MNIST results.",
+                self.missing_train_reason,
+            )
             test = read_idx(files[0])
             self.split = "t10k_only"
+            self.note = "t10k_only MNIST split: not comparable with published MNIST figures"
             train_end, val_end = len(test) * 8 // 10, len(test) * 9 // 10
             self.images = {"train": test[:train_end], "val": test[train_end:val_end], "test": test[val_end:]}
         if self.layout == "columns":
@@ -207,7 +239,7 @@ class MNISTDataModule(ResumableEpochs, L.LightningDataModule):
         return DataLoader(self.resume_epochs(batches), batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(list(self.images["val"].split(self.eval_batch_size)), batch_size=None)
+        return DataLoader([full_batch(b) for b in self.images["val"].split(self.eval_batch_size)], batch_size=None)
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(list(self.images["test"].split(self.eval_batch_size)), batch_size=None)
+        return DataLoader([full_batch(b) for b in self.images["test"].split(self.eval_batch_size)], batch_size=None)

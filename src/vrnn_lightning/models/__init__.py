@@ -1,8 +1,21 @@
-"""Plain PyTorch models: importable and trainable without Lightning, Hydra or the data modules."""
+"""Plain PyTorch models: import only torch, never Lightning, Hydra, `data/` or `training/`; importable and
+trainable with a loop of one's own. `base.py` is the contract everything above this folder uses."""
 
+from vrnn_lightning.models.base import SequenceModel, SequenceOutput, build
 from vrnn_lightning.models.distributions import DiagonalGaussian
-from vrnn_lightning.models.likelihoods import Bernoulli, Categorical, Gaussian, Likelihood, make_likelihood
+from vrnn_lightning.models.likelihoods import Bernoulli, Categorical, Gaussian, Likelihood
 from vrnn_lightning.models.rnn import RNN
-from vrnn_lightning.models.vrnn import VRNN, VRNNOutput
+from vrnn_lightning.models.vrnn import VRNN
 
-__all__ = ["VRNN", "RNN", "VRNNOutput", "DiagonalGaussian", "Likelihood", "Categorical", "Bernoulli", "Gaussian", "make_likelihood"]
+__all__ = [
+    "RNN",
+    "VRNN",
+    "Bernoulli",
+    "Categorical",
+    "DiagonalGaussian",
+    "Gaussian",
+    "Likelihood",
+    "SequenceModel",
+    "SequenceOutput",
+    "build",
+]

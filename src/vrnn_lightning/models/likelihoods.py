@@ -1,7 +1,10 @@
-"""Observation heads: what x_t looks like going in, and how the decoder's output scores and samples it.
+"""Observation heads p(x_t | decoder output): what x_t looks like going in, how the decoder's output scores it
+and samples it.
 
-The VRNN is agnostic to the data type; a head is the seam. Characters use `Categorical`; image rows use
-`Bernoulli` (binarised pixels) or `Gaussian` (intensities in [0, 1]).
+The models are agnostic to the data type; a head is the seam. Characters use `Categorical`; image rows use
+`Bernoulli` (binarised pixels) or `Gaussian` (intensities in [0, 1]). Each head is built from its own config
+(`conf/model/likelihood/<name>.yaml`, `_target_` + options); `x_dim` comes from the data. A new head is a
+subclass here (or in any importable module) and a config file.
 """
 
 import math
@@ -12,10 +15,16 @@ from torch import Tensor, nn
 
 
 class Likelihood(nn.Module):
-    """Base class: `in_dim` is the width of `features(x)`, `param_dim` the width the decoder must output."""
+    """Base class: `x_dim` is the width of an observation, `in_dim` the width of `features(x)`, `param_dim` the
+    width the decoder must output; `config` rebuilds the head (its class and constructor arguments)."""
 
+    x_dim: int
     in_dim: int
     param_dim: int
+    config: dict
+
+    def remember_config(self, **options: object) -> None:
+        self.config = {"_target_": f"{type(self).__module__}.{type(self).__qualname__}", **options}
 
     def features(self, x: Tensor, dtype: torch.dtype) -> Tensor:
         """(B, T, ...) observations -> (B, T, in_dim) features of `dtype` for phi_x."""
@@ -35,11 +44,13 @@ class Likelihood(nn.Module):
 
 
 class Categorical(Likelihood):
-    """A distribution over `num_classes` symbols (characters); x holds integer ids."""
+    """p(x_t) = softmax(params): a distribution over `x_dim` symbols (characters); x holds integer ids."""
 
-    def __init__(self, num_classes: int) -> None:
+    def __init__(self, x_dim: int) -> None:
         super().__init__()
-        self.in_dim = self.param_dim = num_classes
+        check_width(x_dim)
+        self.remember_config(x_dim=x_dim)
+        self.x_dim = self.in_dim = self.param_dim = x_dim
 
     def features(self, x: Tensor, dtype: torch.dtype) -> Tensor:
         return F.one_hot(x, self.in_dim).to(dtype)
@@ -53,17 +64,19 @@ class Categorical(Likelihood):
         probs = F.softmax(params.float() / temperature, dim=-1)
         return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
-
     def mean(self, params: Tensor) -> Tensor:
         return F.softmax(params, dim=-1)
 
 
 class Bernoulli(Likelihood):
-    """Independent binary pixels; x holds 0/1 floats of width `x_dim`, the decoder outputs logits."""
+    """p(x_t) = prod_d Bernoulli(x_td; sigmoid(params_d)): independent binary values (pixels, piano keys);
+    x holds 0/1 floats of width `x_dim`, the decoder outputs logits."""
 
     def __init__(self, x_dim: int) -> None:
         super().__init__()
-        self.in_dim = self.param_dim = x_dim
+        check_width(x_dim)
+        self.remember_config(x_dim=x_dim)
+        self.x_dim = self.in_dim = self.param_dim = x_dim
 
     def features(self, x: Tensor, dtype: torch.dtype) -> Tensor:
         return x.to(dtype)
@@ -81,16 +94,21 @@ class Bernoulli(Likelihood):
 
 
 class Gaussian(Likelihood):
-    """Independent Gaussian intensities in [0, 1]: mean = sigmoid(output); std learned per pixel and step, or fixed.
+    """p(x_t) = prod_d N(x_td; sigmoid(mean_d), std_d^2): independent intensities in [0, 1]; the std is learned
+    per value and step (softplus plus `min_std`), or fixed by `std`.
 
     A fixed std of s turns the NLL into MSE / (2 s^2) plus a constant: the MSE of the seed design.
     """
 
     def __init__(self, x_dim: int, std: float | None = None, min_std: float = 1e-3) -> None:
         super().__init__()
+        check_width(x_dim)
         if std is not None and not std > 0:
-            raise ValueError(f"model.output_std must be > 0 (or null to learn it), got {std!r}")
-        self.in_dim, self.std, self.min_std = x_dim, std, min_std
+            raise ValueError(f"model.likelihood.std must be > 0 (or null to learn it), got {std!r}")
+        if not min_std > 0:
+            raise ValueError(f"model.likelihood.min_std must be > 0 so no std reaches zero, got {min_std!r}")
+        self.remember_config(x_dim=x_dim, std=std, min_std=min_std)
+        self.x_dim, self.in_dim, self.std, self.min_std = x_dim, x_dim, std, min_std
         self.param_dim = x_dim if std is not None else 2 * x_dim
 
     def features(self, x: Tensor, dtype: torch.dtype) -> Tensor:
@@ -116,15 +134,6 @@ class Gaussian(Likelihood):
         return self._mean_std(params)[0]
 
 
-LIKELIHOODS: dict[str, type[Likelihood]] = {"categorical": Categorical, "bernoulli": Bernoulli, "gaussian": Gaussian}
-
-
-def make_likelihood(name: str, x_dim: int, output_std: float | None = None) -> Likelihood:
-    """Build a head by its config name; an unknown name lists the known ones. `output_std` fixes a Gaussian's std."""
-    if name not in LIKELIHOODS:
-        raise ValueError(f"model.likelihood={name!r} is unknown; choose one of {sorted(LIKELIHOODS)}")
-    if name == "gaussian":
-        return Gaussian(x_dim, std=output_std)
-    if output_std is not None:
-        raise ValueError(f"model.output_std applies only to model.likelihood=gaussian, not {name!r}; unset it")
-    return LIKELIHOODS[name](x_dim)
+def check_width(x_dim: int) -> None:
+    if isinstance(x_dim, bool) or not isinstance(x_dim, int) or x_dim < 1:
+        raise ValueError(f"the data's x_dim must be a positive integer, got {x_dim!r}")

@@ -1,41 +1,32 @@
-"""The plain per-step VRNN formulation: every network inside the time loop, as public VRNN code writes it.
+"""The plain per-step VRNN formulation: `VRNN.step` at every t, as public VRNN code writes the loop.
 
-Kept as the reference `VRNN.forward` must match (tests) and the baseline it is timed against (benchmarks).
+Kept as the reference the time-parallel forward must match (tests) and the baseline it is timed against
+(benchmarks).
 """
 
 import torch
 from torch import Tensor
 
+from vrnn_lightning.models.base import SequenceOutput, full_mask, masked
 from vrnn_lightning.models.distributions import DiagonalGaussian
-from vrnn_lightning.models.vrnn import VRNN, VRNNOutput
+from vrnn_lightning.models.vrnn import VRNN
 
 
-def per_step_forward(model: VRNN, x: Tensor, noise: Tensor) -> VRNNOutput:
-    """Same result as `model(x, noise)`, computed one step at a time."""
-    batch, steps = x.shape[:2]
-    state = model.initial_state(batch, noise.device, noise.dtype)
-    recon, kl, posteriors, priors, x_params_all, zs = [], [], [], [], [], []
-    for t in range(steps):
-        h = model.hidden(state)
-        x_t = x[:, t : t + 1]
-        x_feat = model.phi_x(model.likelihood.features(x_t, model.dtype))[:, 0]
-        prior = DiagonalGaussian.from_params(model.prior(h), model.min_std)
-        posterior = DiagonalGaussian.from_params(model.encoder(torch.cat([x_feat, h], -1)), model.min_std)
-        z = posterior.rsample(noise[:, t])
-        z_feat = model.phi_z(z)
-        x_params = model.decoder(torch.cat([z_feat, h], -1))
-        recon.append(model.likelihood.nll(x_params.unsqueeze(1), x_t)[:, 0])
-        kl.append(posterior.kl(prior))
-        x_params_all.append(x_params)
-        zs.append(z)
-        posteriors.append(posterior)
-        priors.append(prior)
-        state = model.cell(torch.cat([x_feat, z_feat], -1), state)
+def per_step_forward(model: VRNN, x: Tensor, noise: Tensor, mask: Tensor | None = None) -> SequenceOutput:
+    """Same result as `model(x, mask, noise)`, computed one step at a time."""
+    mask = full_mask(x) if mask is None else mask
+    state = model.initial_state(x.shape[0])
+    steps = []
+    for t in range(x.shape[1]):
+        step = model.step(state, x[:, t], noise[:, t])
+        steps.append(step)
+        state = step.state
 
     def stack(gaussians: list[DiagonalGaussian]) -> DiagonalGaussian:
         return DiagonalGaussian(torch.stack([g.mean for g in gaussians], 1), torch.stack([g.std for g in gaussians], 1))
 
-    return VRNNOutput(
-        torch.stack(recon, 1), torch.stack(kl, 1), torch.stack(x_params_all, 1), stack(posteriors), stack(priors),
-        torch.stack(zs, 1),
-    )
+    prior, posterior = stack([s.prior for s in steps]), stack([s.posterior for s in steps])
+    x_params = torch.stack([s.x_params for s in steps], 1)
+    recon = masked(model.likelihood.nll(x_params, x), mask)
+    kl = masked(posterior.kl(prior), mask)
+    return SequenceOutput(recon, kl, mask, x_params, posterior, prior, torch.stack([s.z for s in steps], 1))

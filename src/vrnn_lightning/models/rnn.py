@@ -1,4 +1,4 @@
-"""The paper's baseline: the VRNN without latent variables, behind the same interface.
+"""The paper's baseline: the VRNN without latent variables, behind the same contract.
 
     decoder    p(x_t | h_{t-1}) = likelihood(decoder(h_{t-1}))
     recurrence h_t = rnn(phi_x(x_t), h_{t-1})
@@ -10,44 +10,43 @@ comparison of Chung et al. on the project's data. The recurrence is torch's fuse
 import torch
 from torch import Tensor, nn
 
-from vrnn_lightning.models.likelihoods import make_likelihood
-from vrnn_lightning.models.vrnn import VRNNOutput, check_sizes, mlp
+from vrnn_lightning.models.base import SequenceModel, SequenceOutput, check_sizes, full_mask, masked, mlp
+from vrnn_lightning.models.likelihoods import Likelihood
 
 
-class RNN(nn.Module):
+class RNN(SequenceModel):
+    latent_dim = 0
+
     def __init__(
         self,
-        x_dim: int,
-        likelihood: str = "categorical",
+        likelihood: Likelihood,
         h_dim: int = 256,
         x_feat_dim: int = 256,
         hidden_dim: int = 256,
         mlp_layers: int = 2,
         rnn: str = "gru",
-        output_std: float | None = None,
     ) -> None:
         super().__init__()
-        sizes = dict(x_dim=x_dim, h_dim=h_dim, x_feat_dim=x_feat_dim, hidden_dim=hidden_dim, mlp_layers=mlp_layers)
-        check_sizes(sizes, rnn)
-        self.config = dict(sizes, likelihood=likelihood, rnn=rnn, output_std=output_std)
+        sizes = dict(h_dim=h_dim, x_feat_dim=x_feat_dim, hidden_dim=hidden_dim, mlp_layers=mlp_layers)
+        check_sizes(**sizes)
+        if rnn not in ("gru", "lstm"):
+            raise ValueError(f"model.rnn must be 'gru' or 'lstm', got {rnn!r}")
+        self.config = dict(_target_=f"{__name__}.RNN", likelihood=likelihood.config, **sizes, rnn=rnn)
         self.h_dim = h_dim
-        self.likelihood = make_likelihood(likelihood, x_dim, output_std)
-        self.phi_x = mlp(self.likelihood.in_dim, x_feat_dim, mlp_layers)
-        self.decoder = nn.Sequential(mlp(h_dim, hidden_dim, mlp_layers), nn.Linear(hidden_dim, self.likelihood.param_dim))
+        self.likelihood = likelihood
+        self.phi_x = mlp(likelihood.in_dim, x_feat_dim, mlp_layers)
+        self.decoder = nn.Sequential(mlp(h_dim, hidden_dim, mlp_layers), nn.Linear(hidden_dim, likelihood.param_dim))
         self.rnn = (nn.GRU if rnn == "gru" else nn.LSTM)(x_feat_dim, h_dim, batch_first=True)
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.decoder[1].weight.dtype
-
-    def forward(self, x: Tensor, noise: Tensor | None = None) -> VRNNOutput:
-        """Teacher-forced pass; `noise` is accepted for interface parity and unused (nothing is sampled)."""
-        x_feats = self.phi_x(self.likelihood.features(x, self.dtype))
-        hiddens, _ = self.rnn(x_feats)
-        h_prev = torch.cat([hiddens.new_zeros(hiddens.shape[0], 1, self.h_dim), hiddens[:, :-1]], 1)
+    def forward(self, x: Tensor, mask: Tensor | None = None, noise: Tensor | None = None) -> SequenceOutput:
+        """Teacher-forced pass; `noise` is accepted for the contract's sake and unused (nothing is sampled)."""
+        mask = full_mask(x) if mask is None else mask
+        x_feats = self.phi_x(self.likelihood.features(x, self.dtype))  # (B, T, Fx)
+        hiddens, _ = self.rnn(x_feats)  # (B, T, H): h_t
+        h_prev = torch.cat([hiddens.new_zeros(hiddens.shape[0], 1, self.h_dim), hiddens[:, :-1]], 1)  # h_{t-1}
         x_params = self.decoder(h_prev)
-        recon = self.likelihood.nll(x_params, x)
-        return VRNNOutput(recon, torch.zeros_like(recon), x_params)
+        recon = masked(self.likelihood.nll(x_params, x), mask)
+        return SequenceOutput(recon, torch.zeros_like(recon), mask, x_params)
 
     @torch.no_grad()
     def generate(
@@ -59,11 +58,10 @@ class RNN(nn.Module):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Sample `length` steps after reading `prime` (B, P, ...), which is not repeated in the output."""
-        device = self.decoder[1].weight.device
         state = None
-        h = torch.zeros(batch_size if prime is None else prime.shape[0], self.h_dim, device=device)
+        h = torch.zeros(batch_size if prime is None else prime.shape[0], self.h_dim, device=self.device)
         if prime is not None:
-            hiddens, state = self.rnn(self.phi_x(self.likelihood.features(prime.to(device), self.dtype)))
+            hiddens, state = self.rnn(self.phi_x(self.likelihood.features(prime.to(self.device), self.dtype)))
             h = hiddens[:, -1]
         samples = []
         for _ in range(length):

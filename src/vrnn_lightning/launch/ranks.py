@@ -24,19 +24,9 @@ def first_process_on_node() -> bool:
     return int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))) == 0
 
 
-def route_lightning_logs_to_hydra() -> None:
-    """Lightning gives its loggers a handler of their own on stderr when imported before logging is set up;
-    hand their lines to Hydra's handlers instead (the console on stdout and the run's log file), so stderr
-    keeps warnings and errors only."""
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logger = logging.getLogger(name)
-        logger.handlers.clear()
-        logger.propagate = True
-
-
 def requeued_job_checkpoint(cfg: DictConfig) -> str | None:
     """The last.ckpt a job finds in its own run folder: the job was pre-empted or timed out and is being rerun
-    (a requeued SLURM job; a single run never starts in a used folder, see hydra_callbacks.py)."""
+    (a requeued SLURM job; a single run never starts in a used folder, see run_folders.py)."""
     last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     if not last.is_file():
         return None

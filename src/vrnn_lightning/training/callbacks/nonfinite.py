@@ -8,8 +8,10 @@ from torch import Tensor
 
 from vrnn_lightning.errors import ConfigError
 
-FIXES = ("lower module.optimizer.lr, keep trainer.gradient_clip_val set (e.g. 1.0), "
-         "or ramp the KL in with module.kl_warmup_steps")
+FIXES = (
+    "lower module.optimizer.lr, keep trainer.gradient_clip_val set (e.g. 1.0), "
+    "or ramp the KL in with module.kl_warmup_steps"
+)
 
 
 class NonFiniteLossError(ConfigError):

@@ -17,7 +17,7 @@ import hydra  # noqa: F401  the slow imports, once
 import lightning  # noqa: F401
 import torch  # noqa: F401
 
-import vrnn_lightning.module  # noqa: F401
+import vrnn_lightning.training.module  # noqa: F401
 
 
 def exit_code(err: SystemExit) -> int:

@@ -53,7 +53,7 @@ def write_summary(sweep_dir: Path) -> list[Path]:
         writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    cell = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    cell = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(cell(row.get(h, "")) for h in header) + " |" for row in rows]
     (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
@@ -74,9 +74,9 @@ def plot(rows: list[dict[str, Any]], keys: list[str], path: Path) -> Path:
         x_key, xs = "job", [row["job"] for row in rows]
     figure, axes = plt.subplots(figsize=(6, 4))
     for metric in ("best_val_loss", "test/loss"):
-        points = sorted((x, row[metric]) for x, row in zip(xs, rows) if isinstance(row.get(metric), float))
+        points = sorted((x, row[metric]) for x, row in zip(xs, rows, strict=True) if isinstance(row.get(metric), float))
         if points:
-            axes.plot(*zip(*points), marker="o", label=metric)
+            axes.plot(*zip(*points, strict=True), marker="o", label=metric)
     axes.set_xlabel(x_key)
     axes.set_ylabel("negative ELBO per step (nats)")
     axes.legend()

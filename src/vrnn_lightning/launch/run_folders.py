@@ -19,8 +19,10 @@ def make_folder(folder: Path, setting: str) -> None:
         if not os.access(folder, os.W_OK):
             raise PermissionError("not writable")
     except OSError as err:
-        exit_with(f"cannot use {folder} as the output folder ({getattr(err, 'strerror', None) or err}); "
-               f"set {setting} to a writable place")
+        exit_with(
+            f"cannot use {folder} as the output folder ({getattr(err, 'strerror', None) or err}); "
+            f"set {setting} to a writable place"
+        )
 
 
 def resumes_own_run(config: DictConfig, run_dir: Path) -> bool:
@@ -44,8 +46,10 @@ class RefuseUsedRunFolder(Callback):
         run_dir = Path(config.hydra.run.dir)
         ddp_child = os.environ.get("LOCAL_RANK", "0") != "0"
         if not (resumes_own_run(config, run_dir) or ddp_child) and run_dir.is_dir() and any(run_dir.iterdir()):
-            exit_with(f"run folder {run_dir} already holds an earlier run; choose a new hydra.run.dir "
-                   "(or resume that run with ckpt_path=last)")
+            exit_with(
+                f"run folder {run_dir} already holds an earlier run; choose a new hydra.run.dir "
+                "(or resume that run with ckpt_path=last)"
+            )
         make_folder(run_dir, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:

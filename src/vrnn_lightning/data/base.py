@@ -1,0 +1,70 @@
+"""The data contract: what the training, evaluation and sampling code may ask of a data module.
+
+A `SequenceDataModule` serves batches `Batch(x, mask)`: x (B, T, ...) and a mask (B, T) of real steps (1)
+and padding (0, real steps first). It names `x_dim` (what the likelihood head needs), and `metadata`, one
+plain dict that rides in every checkpoint: the step unit, the figures in the data's own units, and whatever
+its samples need to be read (a vocabulary, an image layout). `write_samples` turns a model's generations into
+files, from the metadata alone where it can. Nothing above this folder asks what kind of data it has.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
+
+import lightning as L
+import torch
+from torch import Tensor
+
+
+class Batch(NamedTuple):
+    x: Tensor  # (B, T, ...)
+    mask: Tensor  # (B, T) float: 1 for real steps, 0 for padding
+
+
+def full_batch(x: Tensor) -> Batch:
+    """A batch of equal-length sequences: every step is real."""
+    return Batch(x, torch.ones(x.shape[:2]))
+
+
+def figure(per: str, scale: float) -> dict[str, Any]:
+    """A figure in the data's own units: the bound per "step" or per "sequence", times `scale`."""
+    if per not in ("step", "sequence"):
+        raise ValueError(f"a figure is per 'step' or per 'sequence', not {per!r}")
+    return {"per": per, "scale": scale}
+
+
+@dataclass
+class SampleRequest:
+    """What `python -m vrnn_lightning.sample` asks for; each kind of data uses the fields that apply to it."""
+
+    num_samples: int = 4
+    length: int = 500
+    temperature: float = 1.0
+    seed: int = 0
+    prompt: str = ""
+    image_scale: int = 3
+
+
+class SequenceDataModule(L.LightningDataModule):
+    """Base of every data module; subclasses set `step_unit`, `x_dim` and `metadata`'s own entries."""
+
+    step_unit: str = "step"  # what one time step is: "char", "row", ...
+    figures: ClassVar[dict[str, dict[str, Any]]] = {}  # name -> figure(per, scale), logged as */<name>
+    note: str | None = None  # a caveat that goes with every figure measured on this data, once set up
+
+    @property
+    def x_dim(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Plain values only (checkpoints carry them): the step unit, the figures and what samples need."""
+        return {"step_unit": self.step_unit, "figures": dict(self.figures)}
+
+    @classmethod
+    def write_samples(
+        cls, model: Any, metadata: dict[str, Any], folder: Path, request: SampleRequest, load_data: Any
+    ) -> list[Path]:
+        """Generate with `model` and write the files a person looks at; returns their paths. `load_data()`
+        builds this data module from the checkpoint, for writers that need real sequences to continue."""
+        raise NotImplementedError(f"{cls.__name__} cannot write samples")

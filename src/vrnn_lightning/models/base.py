@@ -1,0 +1,120 @@
+"""The model contract: all that the training, evaluation and sampling code may ask of a sequence model.
+
+A model reads a batch x (B, T, ...) with a mask (B, T) of real steps (1) and padding (0; real steps first),
+and returns a `SequenceOutput`: per-step reconstruction and KL terms in nats, zero at padding, so that any sum
+over them counts real steps only. It generates, it names its likelihood and its latent width (0 without
+latents), and its `config` rebuilds it with `build` (what a checkpoint stores).
+"""
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from vrnn_lightning.models.distributions import DiagonalGaussian
+from vrnn_lightning.models.likelihoods import Likelihood
+
+
+@dataclass
+class SequenceOutput:
+    """A teacher-forced pass. `recon` and `kl` (B, T) are per-step nats, zero where `mask` is 0; `x_params`
+    (B, T, param_dim) are the decoder's outputs; a model with latents adds the posterior and prior Gaussians
+    and the sampled trajectory z, each (B, T, latent_dim)."""
+
+    recon: Tensor
+    kl: Tensor
+    mask: Tensor
+    x_params: Tensor
+    posterior: DiagonalGaussian | None = None
+    prior: DiagonalGaussian | None = None
+    z: Tensor | None = None
+
+    def log_weight(self) -> Tensor:
+        """log p(x, z) - log q(z | x) of each sequence (B,) at the sampled trajectory z: an importance weight.
+
+        Its expectation under q is the ELBO; log-mean-exp over K trajectories is the IW bound. Without latents
+        it is the exact log-likelihood.
+        """
+        if self.z is None:
+            return -self.recon.sum(1)
+        log_ratio = self.prior.log_prob(self.z) - self.posterior.log_prob(self.z)  # (B, T)
+        return (-self.recon + torch.where(self.mask.bool(), log_ratio, 0.0)).sum(1)
+
+
+def full_mask(x: Tensor) -> Tensor:
+    """The mask of a batch without padding: every step of x (B, T, ...) is real."""
+    return x.new_ones(x.shape[:2], dtype=torch.float32)
+
+
+def masked(values: Tensor, mask: Tensor) -> Tensor:
+    """`values` (B, T) with padding set to zero; `where`, not a product, so a non-finite value at padding
+    reaches neither a sum nor a gradient."""
+    return torch.where(mask.bool(), values, torch.zeros((), dtype=values.dtype, device=values.device))
+
+
+class SequenceModel(nn.Module, ABC):
+    """What VRNN and RNN implement; everything above `models/` uses only this."""
+
+    likelihood: Likelihood
+    latent_dim: int  # 0 for a model without latent variables
+    config: dict[str, Any]  # `build(config)` makes an untrained copy
+
+    @abstractmethod
+    def forward(self, x: Tensor, mask: Tensor | None = None, noise: Tensor | None = None) -> SequenceOutput:
+        """Teacher-forced pass over x (B, T, ...); `mask` (B, T) defaults to all steps real; `noise`
+        (B, T, latent_dim) fixes the reparameterisation draws of a model with latents."""
+
+    @abstractmethod
+    def generate(
+        self,
+        length: int,
+        batch_size: int = 1,
+        prime: Tensor | None = None,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """`length` new steps (B, length, ...), continuing `prime` (B, P, ...) where given (not repeated)."""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+
+def qualified_name(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def build(config: Any) -> Any:
+    """Instantiate a `{"_target_": "package.module.Class", **kwargs}` config, nested configs first: the small
+    part of Hydra's `instantiate` that rebuilding a model from a checkpoint needs, without Hydra."""
+    if isinstance(config, dict):
+        kwargs = {k: build(v) for k, v in config.items() if k != "_target_"}
+        if "_target_" not in config:
+            return kwargs
+        module_name, _, name = config["_target_"].rpartition(".")
+        return getattr(importlib.import_module(module_name), name)(**kwargs)
+    if isinstance(config, list):
+        return [build(v) for v in config]
+    return config
+
+
+def check_sizes(**sizes: int) -> None:
+    """One-line errors, at construction, for sizes that are not positive integers."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"model.{name} must be a positive integer, got {value!r}")
+
+
+def mlp(in_dim: int, width: int, layers: int) -> nn.Sequential:
+    """`layers` x (Linear, ReLU): the feature extractors and the trunks of the prior, encoder and decoder."""
+    modules: list[nn.Module] = []
+    for i in range(layers):
+        modules += [nn.Linear(in_dim if i == 0 else width, width), nn.ReLU()]
+    return nn.Sequential(*modules)

@@ -1,0 +1,19 @@
+"""Lightning callbacks, one job each, each with its own config in conf/callbacks/: dashboards (text samples,
+image grids, latent usage), the NaN guard and the random state a resumed run continues from."""
+
+from vrnn_lightning.training.callbacks.image_grids import ImageGrids
+from vrnn_lightning.training.callbacks.latent_usage import LatentUsageMonitor
+from vrnn_lightning.training.callbacks.nonfinite import StopOnNonFinite
+from vrnn_lightning.training.callbacks.progress import ParameterSummary, StepProgressBar
+from vrnn_lightning.training.callbacks.random_state import RandomState
+from vrnn_lightning.training.callbacks.text_samples import TextSamples
+
+__all__ = [
+    "ImageGrids",
+    "LatentUsageMonitor",
+    "ParameterSummary",
+    "RandomState",
+    "StepProgressBar",
+    "StopOnNonFinite",
+    "TextSamples",
+]

@@ -1,0 +1,35 @@
+"""Image grids in TensorBoard after every validation: inputs over reconstructions, samples, completions."""
+
+from typing import Any
+
+import lightning as L
+
+from vrnn_lightning.data.images import picture_grids
+
+
+class ImageGrids(L.Callback):
+    """Pictures of the first `count` sequences of the first validation batch, drawn in the data's image layout."""
+
+    def __init__(self, count: int = 8) -> None:
+        self.count = count
+        self.first_batch: Any = None
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if batch_idx == 0:
+            self.first_batch = batch.x[: self.count]
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        experiment = getattr(trainer.logger, "experiment", None)
+        if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(experiment, "add_image"):
+            return
+        layout = pl_module.hparams.data_metadata["image_layout"]
+        for name, grid in picture_grids(pl_module.model, self.first_batch, layout).items():
+            experiment.add_image(name, grid, trainer.global_step, dataformats="HW")

@@ -1,0 +1,68 @@
+"""Reading training checkpoints: clear errors for bad files, the model and the data module they were made with."""
+
+import importlib
+import inspect
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vrnn_lightning.data.base import SequenceDataModule
+from vrnn_lightning.errors import ConfigError
+from vrnn_lightning.models import SequenceModel, build
+from vrnn_lightning.training.module import SequenceModule
+
+
+def read_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a training checkpoint; a missing, unreadable, foreign or outdated file raises one clear ConfigError."""
+    if not Path(path).is_file():
+        raise ConfigError(f"ckpt_path={path!r} is not a file; pass a .ckpt from a run folder's checkpoints/")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # a damaged file can raise many types
+        raise ConfigError(
+            f"ckpt_path={path!r} cannot be read ({type(err).__name__}); it is damaged or not a checkpoint"
+        ) from None
+    if isinstance(checkpoint, dict) and "net_config" in checkpoint:
+        raise ConfigError(
+            f"ckpt_path={path!r} was written by vrnn-lightning before its model contract (0.1); "
+            "this version cannot load it: train it again"
+        )
+    if not isinstance(checkpoint, dict) or "model_config" not in checkpoint:
+        raise ConfigError(
+            f"ckpt_path={path!r} is not a vrnn-lightning checkpoint; pass one written by vrnn_lightning.train"
+        )
+    return checkpoint
+
+
+def load_module(checkpoint: dict[str, Any]) -> SequenceModule:
+    """The trained module of a checkpoint read by `read_checkpoint`; no config files needed."""
+    model: SequenceModel = build(checkpoint["model_config"])
+    module = SequenceModule(model=model, optimizer=torch.optim.AdamW, **checkpoint["hyper_parameters"])
+    module.load_state_dict(checkpoint["state_dict"])
+    return module
+
+
+def import_by_name(qualified_name: str) -> Any:
+    """The class a checkpoint names as `package.module.Class`."""
+    module_name, _, name = qualified_name.rpartition(".")
+    return getattr(importlib.import_module(module_name), name)
+
+
+def datamodule_class(checkpoint: dict[str, Any]) -> type[SequenceDataModule]:
+    if "datamodule_class" not in checkpoint:
+        raise ConfigError("this checkpoint records no data module; it was not written by vrnn_lightning.train")
+    return import_by_name(checkpoint["datamodule_class"])
+
+
+def datamodule_from_checkpoint(checkpoint: dict[str, Any], **overrides: Any) -> SequenceDataModule:
+    """The data module the checkpoint was trained with, its settings updated by `overrides` (e.g. root=...)."""
+    data_class = datamodule_class(checkpoint)
+    accepted = inspect.signature(data_class).parameters
+    foreign = sorted(set(overrides) - set(accepted))
+    if foreign:
+        raise ConfigError(
+            f"data.{foreign[0]} does not apply to this checkpoint's data ({data_class.__name__}); "
+            f"its settings are {', '.join(accepted)}"
+        )
+    return data_class(**{**checkpoint.get("datamodule_hyper_parameters", {}), **overrides})

@@ -1,0 +1,111 @@
+"""The LightningModule: the loss, its logging, the optimiser and its schedule; nothing else.
+
+Every term is logged per step of the data (its `step_unit`: a character, an image row), in nats, counting real
+steps only: `*/recon`, `*/kl`, `*/loss`; `*/loss_per_sequence` is the same bound per sequence, and the data's
+own figures (`metadata["figures"]`, e.g. `*/bpc` for text) follow. `train/loss` is the objective being
+optimised (recon + beta * KL, the KL floored per dimension with free bits); `val/loss` and `test/loss` are
+always the full negative ELBO (beta = 1, no floor), so checkpoints are chosen by the bound. Samples, pictures,
+latent usage and the random state are callbacks (`training/callbacks/`), which read `SequenceOutput`s that
+`validation_step` and `test_step` return.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from vrnn_lightning.data.base import Batch
+from vrnn_lightning.models import SequenceModel, SequenceOutput
+from vrnn_lightning.training.schedules import kl_weight, warmup_cosine
+
+
+class SequenceModule(L.LightningModule):
+    """Trains any model of the contract (`models/base.py`) on any data of the contract (`data/base.py`); the
+    data's metadata rides in its hyperparameters, so every checkpoint can read what its model generates."""
+
+    def __init__(
+        self,
+        model: SequenceModel,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        data_metadata: dict[str, Any],
+        lr_schedule: str = "constant",
+        warmup_steps: int = 0,
+        min_lr_ratio: float = 0.1,
+        kl_warmup_steps: int = 0,
+        free_bits: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"module.lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+        if free_bits < 0:
+            raise ValueError(f"module.free_bits must be >= 0 (nats per latent dimension), got {free_bits!r}")
+        self.save_hyperparameters(ignore=["model", "optimizer"])
+        self.model = model
+        self.optimizer_factory = optimizer
+
+    def beta(self) -> float:
+        return kl_weight(self.global_step, self.hparams.kl_warmup_steps)
+
+    def kl_objective(self, out: SequenceOutput) -> Tensor:
+        """The KL term the optimiser sees, per real step: with free bits, each dimension's batch-average KL is
+        floored at `free_bits` nats (Kingma et al., 2016), so no dimension is pushed to zero for less than that."""
+        steps = out.mask.sum()
+        if self.hparams.free_bits <= 0 or out.posterior is None:
+            return out.kl.sum() / steps
+        per_dim = out.posterior.kl_per_dim(out.prior)  # (B, T, Z)
+        per_dim = torch.where(out.mask.bool().unsqueeze(-1), per_dim, 0.0).sum((0, 1)) / steps
+        return per_dim.clamp_min(self.hparams.free_bits).sum()
+
+    def _shared_step(self, batch: Batch, stage: str) -> tuple[Tensor, SequenceOutput]:
+        out = self.model(batch.x, batch.mask)
+        steps, sequences = out.mask.sum(), out.mask.shape[0]
+        recon, kl = out.recon.sum() / steps, out.kl.sum() / steps
+        loss = recon + self.beta() * self.kl_objective(out) if stage == "train" else recon + kl
+        on_step = stage == "train"
+        # Epoch figures are averages over real steps (over sequences for per-sequence figures), across ranks.
+        per_step = dict(
+            on_step=on_step,
+            on_epoch=not on_step,
+            sync_dist=not on_step,
+            batch_size=sequences if on_step else int(steps),
+        )
+        per_sequence = dict(per_step, batch_size=sequences)
+        self.log_dict({f"{stage}/recon": recon, f"{stage}/kl": kl}, **per_step)
+        self.log(f"{stage}/loss", loss, prog_bar=True, **per_step)
+        bound_per_sequence = (out.recon.sum() + out.kl.sum()) / sequences
+        self.log(f"{stage}/loss_per_sequence", bound_per_sequence, **per_sequence)
+        for name, figure in self.hparams.data_metadata.get("figures", {}).items():
+            per_sequence_figure = figure["per"] == "sequence"
+            value = (bound_per_sequence if per_sequence_figure else recon + kl) * figure["scale"]
+            self.log(f"{stage}/{name}", value, **(per_sequence if per_sequence_figure else per_step))
+        if on_step:
+            self.log("train/beta", self.beta(), on_step=True, on_epoch=False)
+        return loss, out
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")[0]
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> SequenceOutput:
+        return self._shared_step(batch, "val")[1]
+
+    def test_step(self, batch: Batch, batch_idx: int) -> SequenceOutput:
+        return self._shared_step(batch, "test")[1]
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.hparams.lr_schedule == "constant" and self.hparams.warmup_steps <= 0:
+            return {"optimizer": optimizer}
+        total = self.trainer.estimated_stepping_batches
+        min_ratio = 1.0 if self.hparams.lr_schedule == "constant" else self.hparams.min_lr_ratio
+        factor = warmup_cosine(max(1, self.hparams.warmup_steps), int(total), min_ratio)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Enough to rebuild the model, and the data module, from the checkpoint alone.
+        checkpoint["model_config"] = self.model.config
+        datamodule = getattr(self._trainer, "datamodule", None)
+        if datamodule is not None:
+            checkpoint["datamodule_class"] = f"{type(datamodule).__module__}.{type(datamodule).__qualname__}"

@@ -1,0 +1,74 @@
+"""The GPU paths, end to end on tiny configs: skipped where no CUDA GPU is visible (`pytest -m gpu` runs them)."""
+
+import json
+
+import pytest
+import torch
+
+from tests.helpers.run_if import run_if
+from tests.helpers.runs import TINY, run_main
+from vrnn_lightning.models import VRNN, Categorical
+from vrnn_lightning.models.reference import per_step_forward
+
+GPU_TINY = [*TINY, "trainer=gpu", "callbacks.progress_bar=null"]
+
+
+def train_and_eval(tmp_path, *overrides: str) -> dict:
+    """Train on the GPU, then evaluate and sample its checkpoint; returns eval's metrics."""
+    run = tmp_path / "run"
+    trained = run_main("train", *GPU_TINY, *overrides, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    ckpt = run / "checkpoints" / "last.ckpt"
+    evaluated = run_main(
+        "eval", f"ckpt_path={ckpt}", "eval.iw_samples=4", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    sampled = run_main(
+        "sample", f"ckpt_path={ckpt}", "prompt=ROMEO:", "length=40", f"hydra.run.dir={tmp_path / 's'}", cwd=tmp_path
+    )
+    assert sampled.returncode == 0, sampled.stderr[-3000:]
+    assert (tmp_path / "s" / "samples.txt").read_text().count("ROMEO:") == 4
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert all(torch.isfinite(torch.tensor(metrics[k])) for k in ("elbo_bound_nats_per_char", "iw_bound_nats_per_char"))
+    return metrics
+
+
+@pytest.mark.slow
+@run_if(min_cuda_gpus=1)
+def test_trainer_gpu_trains_evaluates_and_samples(tmp_path):
+    train_and_eval(tmp_path)
+
+
+@pytest.mark.slow
+@run_if(min_cuda_gpus=1, bf16_cuda=True)
+def test_bf16_mixed_precision_on_the_gpu(tmp_path):
+    train_and_eval(tmp_path, "trainer.precision=bf16-mixed")
+
+
+@pytest.mark.slow
+@run_if(min_cuda_gpus=1)
+@pytest.mark.parametrize("mode", ["true", "reduce-overhead"])
+def test_compiled_and_cuda_graphed_steps_on_the_gpu(tmp_path, mode):
+    train_and_eval(tmp_path, f"model.compile={mode}")
+
+
+@pytest.mark.slow
+@run_if(min_cuda_gpus=1)
+@pytest.mark.parametrize("compile", [False, "reduce-overhead"])
+def test_time_parallel_forward_matches_the_reference_on_the_gpu(compile):
+    """The CPU test's check, on CUDA kernels (float64): losses and gradients to 1e-5."""
+    torch.manual_seed(0)
+    model = VRNN(Categorical(9), h_dim=12, z_dim=3, x_feat_dim=7, z_feat_dim=5, hidden_dim=10, compile=compile)
+    model = model.double().cuda()
+    x = torch.randint(0, 9, (4, 11), device="cuda")
+    noise = torch.randn(4, 11, 3, dtype=torch.float64, device="cuda")
+    results = []
+    for forward in (lambda: model(x, noise=noise), lambda: per_step_forward(model, x, noise)):
+        model.zero_grad()
+        out = forward()
+        (out.recon + out.kl).mean().backward()
+        results.append((out.recon.detach().clone(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (fast, fast_grads), (ref, ref_grads) = results
+    assert torch.allclose(fast, ref, atol=1e-5, rtol=0)
+    for name, grad in ref_grads.items():
+        assert torch.allclose(fast_grads[name], grad, atol=1e-5, rtol=0), name
