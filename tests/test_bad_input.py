@@ -14,6 +14,8 @@ import torch
 
 from tests.helpers.runs import FIXTURE, TINY, TINY_MNIST, run_main
 
+pytestmark = pytest.mark.slow  # end-to-end runs of the real entry points
+
 Inputs = Callable[[Path, Path], list[str]]  # (folder for the case's files, a good text checkpoint) -> overrides
 
 

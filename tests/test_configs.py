@@ -67,6 +67,7 @@ def test_latent_remedies_sweep_builds_on_the_reference_run():
     assert set(cfg.hydra.sweeper.params) == {"module.free_bits", "module.kl_warmup_steps"}
 
 
+@pytest.mark.slow
 def test_the_overrides_the_readme_shows_compose():
     readme = (CONF.parent / "README.md").read_text()
     commands = [

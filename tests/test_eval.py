@@ -11,6 +11,8 @@ from tests.helpers.runs import TINY_TRAINER, run_main
 from vrnn_lightning.eval import iw_log_likelihood
 from vrnn_lightning.models import VRNN, Categorical
 
+pytestmark = pytest.mark.slow  # end-to-end runs, and statistics over hundreds of draws
+
 
 @pytest.fixture(scope="module")
 def trained_vrnn() -> tuple[VRNN, torch.Tensor]:

@@ -66,6 +66,7 @@ def test_training_stops_at_the_first_non_finite_value_with_the_step_and_fixes(tm
     assert all(t.isfinite().all() for t in last["state_dict"].values())
 
 
+@pytest.mark.slow
 def test_a_diverging_run_ends_with_one_error_line_and_exit_status_2(tmp_path):
     result = run_main(
         "train",

@@ -6,9 +6,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.helpers.runs import TINY, run_main
+
+pytestmark = pytest.mark.slow  # end-to-end runs of the real entry points
 
 # Validation, and so a checkpoint, every 3 steps; long enough that the kill lands mid-run.
 KILLABLE = [*TINY, "trainer.max_steps=120", "callbacks.progress_bar=null", "callbacks.text_samples=null"]

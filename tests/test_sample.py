@@ -4,6 +4,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,6 +13,8 @@ from omegaconf import OmegaConf
 from tests.helpers.runs import run_main
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.sample import sample
+
+pytestmark = pytest.mark.slow  # end-to-end runs of the real entry points
 
 
 def run_sample(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:

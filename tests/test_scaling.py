@@ -16,6 +16,8 @@ from tests.helpers.runs import TINY, run_main
 from tests.slurm_cluster import local_slurm, why_unavailable
 from vrnn_lightning.data import load_corpus
 
+pytestmark = pytest.mark.slow  # end-to-end runs of the real entry points
+
 
 @pytest.fixture(scope="module")
 def small_corpus(tmp_path_factory) -> Path:

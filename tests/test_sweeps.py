@@ -2,10 +2,13 @@
 
 import csv
 
+import pytest
+
 from tests.helpers.runs import TINY, run_main
 from vrnn_lightning.launch.sweeps import swept_keys
 
 
+@pytest.mark.slow
 def test_multirun_over_z_dim_writes_csv_markdown_and_plot(tmp_path):
     sweep_dir = tmp_path / "sweep"
     overrides = [o for o in TINY if not o.startswith("model.z_dim")]

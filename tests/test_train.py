@@ -12,6 +12,8 @@ from tests.helpers.runs import TINY, run_main
 from vrnn_lightning.data.text import Vocabulary, sample_text
 from vrnn_lightning.training.checkpoints import load_module, read_checkpoint
 
+pytestmark = pytest.mark.slow  # end-to-end runs of the real entry points
+
 
 def run_train(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
     return run_main("train", *overrides, cwd=cwd)

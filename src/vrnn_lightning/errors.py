@@ -37,11 +37,14 @@ def exit_with(message: str) -> NoReturn:
 
 @contextmanager
 def one_line_errors() -> Iterator[None]:
-    """Report bad input as `error: ...` and exit 2; anything else is a bug and keeps its traceback, and so does
-    everything under HYDRA_FULL_ERROR=1."""
+    """Report bad input as `error: ...` and exit 2, a run stopped by a signal as `stopped: ...` with its own
+    status; anything else is a bug and keeps its traceback, and so does everything under HYDRA_FULL_ERROR=1."""
     try:
         yield
     except Exception as err:
+        if isinstance(getattr(err, "exit_status", None), int):  # a run stopped on purpose (a signal), not an error
+            print(f"stopped: {err}", file=sys.stderr)
+            sys.exit(err.exit_status)
         message = user_message(err)
         if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise

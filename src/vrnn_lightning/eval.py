@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_errors
+from vrnn_lightning.launch.config_checks import check_config
 from vrnn_lightning.models import SequenceModel
 from vrnn_lightning.training.checkpoints import datamodule_from_checkpoint, load_module, read_checkpoint
 from vrnn_lightning.training.metrics import LatentUsage
@@ -60,11 +61,8 @@ def bound_metrics(kind: str, total: float, steps: int, sequences: int, metadata:
 @torch.no_grad()
 def evaluate(cfg: DictConfig) -> dict:
     """Bounds and latent usage on the chosen split; returns the metrics written to metrics.json."""
-    if cfg.split not in ("test", "val"):
-        raise ConfigError(f"split={cfg.split!r} is not a split; use split=test or split=val")
+    check_config(cfg, "eval")
     iw_samples = cfg.eval.iw_samples
-    if iw_samples is not None and (isinstance(iw_samples, bool) or not isinstance(iw_samples, int) or iw_samples < 1):
-        raise ConfigError(f"eval.iw_samples={iw_samples} must be a whole number >= 1 (or null for the ELBO alone)")
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     checkpoint = read_checkpoint(cfg.ckpt_path)

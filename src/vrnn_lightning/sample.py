@@ -11,8 +11,9 @@ import hydra
 from omegaconf import DictConfig
 
 from vrnn_lightning.data.base import SampleRequest
-from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_errors
+from vrnn_lightning.errors import check_group_choices, one_line_errors
 from vrnn_lightning.eval import data_overrides
+from vrnn_lightning.launch.config_checks import check_config
 from vrnn_lightning.training.checkpoints import (
     datamodule_class,
     datamodule_from_checkpoint,
@@ -23,10 +24,7 @@ from vrnn_lightning.training.checkpoints import (
 
 def sample(cfg: DictConfig) -> list[Path]:
     """Write the samples into the run folder; returns the files written."""
-    if cfg.length < 1:
-        raise ConfigError(f"length={cfg.length} leaves nothing to generate; use length=1 or more")
-    if cfg.num_samples < 1:
-        raise ConfigError(f"num_samples={cfg.num_samples} asks for nothing; use num_samples=1 or more")
+    check_config(cfg, "sample")
     checkpoint = read_checkpoint(cfg.ckpt_path)
     module = load_module(checkpoint)
     request = SampleRequest(cfg.num_samples, cfg.length, cfg.temperature, cfg.seed, cfg.prompt, cfg.image_scale)

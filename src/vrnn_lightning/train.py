@@ -6,6 +6,7 @@ conf/, fits, tests the best checkpoint and prints the final metrics and the run 
 
 import json
 import logging
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -13,10 +14,12 @@ from pathlib import Path
 import hydra
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_errors
+from vrnn_lightning.launch.config_checks import check_config
 from vrnn_lightning.launch.console import quiet_library_noise, route_lightning_logs_to_hydra
 from vrnn_lightning.launch.ranks import (
     first_process_on_node,
@@ -24,6 +27,7 @@ from vrnn_lightning.launch.ranks import (
     relaunch_ddp_ranks_as_this_job,
     requeued_job_checkpoint,
 )
+from vrnn_lightning.training.callbacks import RunInterrupted
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,7 @@ def check_accelerator(accelerator: str, compile_mode: object) -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test as `cfg` says; returns the final metrics, on rank 0 only (empty on other DDP ranks).
     Callable without Hydra's main (tests do)."""
+    check_config(cfg, "train")
     check_accelerator(str(cfg.trainer.get("accelerator", "auto")), cfg.model.get("compile"))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
@@ -80,6 +85,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def resume_command(cfg: DictConfig) -> str:
+    """The command that continues this run in its own folder from its last.ckpt."""
+    kept = [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") != "ckpt_path"]
+    words = ["python", "-m", "vrnn_lightning.train", *kept, f"hydra.run.dir={cfg.paths.output_dir}", "ckpt_path=last"]
+    return " ".join(shlex.quote(w) for w in words)
+
+
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Returns `optimized_metric` (set by hparams_search configs) for Hydra's sweepers."""
@@ -87,7 +99,11 @@ def main(cfg: DictConfig) -> float | None:
     quiet_library_noise()
     relaunch_ddp_ranks_as_this_job()
     with one_line_errors(), fresh_ddp_state_afterwards():
-        metrics = train(cfg)
+        try:
+            metrics = train(cfg)
+        except RunInterrupted as stop:
+            stop.resume_command = resume_command(cfg)
+            raise
     if not metrics:  # a DDP rank above 0: rank 0 reports
         return None
     for name in sorted(metrics):

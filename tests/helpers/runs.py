@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import select
 import subprocess
 import sys
@@ -33,6 +34,16 @@ TINY_MNIST = [
 ]
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+def with_tests_importable() -> dict[str, str]:
+    """This environment, with the repository on the path: runs may name test helpers (tests.helpers.*)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return env
+
+
 class Zygote:
     """The client of tests/helpers/zygote.py: one process with the slow imports done, forked for every run."""
 
@@ -46,6 +57,7 @@ class Zygote:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
+                env=with_tests_importable(),
             )
         request = {"main": main, "overrides": overrides, "cwd": str(cwd), **{k: str(v) for k, v in outputs.items()}}
         self.process.stdin.write(json.dumps(request) + "\n")

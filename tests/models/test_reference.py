@@ -8,7 +8,14 @@ from vrnn_lightning.models.reference import per_step_forward
 
 
 @pytest.mark.parametrize(
-    "rnn, mlp_layers, compile", [("gru", 2, False), ("lstm", 1, False), ("gru", 3, False), ("gru", 2, True)]
+    "rnn, mlp_layers, compile",
+    [
+        ("gru", 2, False),
+        ("lstm", 1, False),
+        ("gru", 3, False),
+        pytest.param("gru", 2, True, marks=pytest.mark.slow),  # compiling takes seconds
+        pytest.param("lstm", 2, True, marks=pytest.mark.slow),
+    ],
 )
 def test_time_parallel_forward_matches_per_step_reference(rnn, mlp_layers, compile):
     torch.manual_seed(0)

@@ -84,6 +84,7 @@ def test_generate_is_reproducible_under_a_seed_and_respects_shape():
     assert ((a >= 0) & (a < 7)).all()
 
 
+@pytest.mark.slow
 def test_generate_continues_the_prime_of_a_learned_cycle():
     """Trained on the cycle 0,1,...,6, the model must pick up the phase of whatever prime it reads."""
     model = small_vrnn()

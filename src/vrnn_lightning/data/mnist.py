@@ -21,11 +21,11 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader
 
 from vrnn_lightning.data.base import Batch, SampleRequest, SequenceDataModule, full_batch
-from vrnn_lightning.data.epochs import ResumableEpochs
 from vrnn_lightning.data.images import picture_grids, write_png
+from vrnn_lightning.data.resumable import EpochDraws, ResumableLoader
 from vrnn_lightning.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -103,26 +103,25 @@ def read_idx(path: Path) -> Tensor:
     return torch.frombuffer(bytearray(body), dtype=torch.uint8).view(*shape)
 
 
-class ShuffledImages(IterableDataset):
+class ShuffledImages(EpochDraws):
     """Batches of shuffled images, each one gather; binarised afresh on every pass when `dynamic` is set."""
 
     def __init__(self, images: Tensor, batch_size: int, seed: int, rank: int, world_size: int, dynamic: bool) -> None:
-        self.images, self.batch_size, self.seed, self.dynamic = images, batch_size, seed, dynamic
-        self.rank, self.world_size, self.epoch = rank, world_size, 0
+        super().__init__(seed)
+        self.images, self.batch_size, self.dynamic = images, batch_size, dynamic
+        self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:
         return -(-len(self.images) // self.world_size // self.batch_size)
 
-    def __iter__(self) -> Iterator[Batch]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        self.epoch += 1
+    def draws(self, generator: torch.Generator) -> Iterator[Batch]:
         order = torch.randperm(len(self.images), generator=generator)[self.rank :: self.world_size]
         for index in order.split(self.batch_size):
             batch = self.images[index].float() / 255  # (B, 28, 28)
             yield full_batch(torch.bernoulli(batch, generator=generator) if self.dynamic else batch)
 
 
-class MNISTDataModule(ResumableEpochs, SequenceDataModule):
+class MNISTDataModule(SequenceDataModule):
     """MNIST digits as (B, 28, 28) sequences of rows (or columns) for the VRNN; a sequence is an image, so
     `*/loss_per_sequence` is the bound in nats per image."""
 
@@ -236,7 +235,7 @@ class MNISTDataModule(ResumableEpochs, SequenceDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
         batches = ShuffledImages(self.images["train"], self.batch_size, self.seed, rank, world, self.binarize)
-        return DataLoader(self.resume_epochs(batches), batch_size=None)
+        return ResumableLoader(batches)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader([full_batch(b) for b in self.images["val"].split(self.eval_batch_size)], batch_size=None)

@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader
 
 from vrnn_lightning.data.base import Batch, SampleRequest, SequenceDataModule, figure, full_batch
-from vrnn_lightning.data.epochs import ResumableEpochs
+from vrnn_lightning.data.resumable import EpochDraws, ResumableLoader
 from vrnn_lightning.errors import ConfigError
 
 EMBEDDED_CORPUS = "tinyshakespeare.txt.xz"
@@ -81,7 +81,7 @@ def split_points(n: int) -> tuple[int, int]:
     return train_end, train_end + (n - train_end) // 2
 
 
-class RandomWindows(IterableDataset):
+class RandomWindows(EpochDraws):
     """`num_batches` batches of `batch_size` random windows, each batch one gather from the corpus tensor.
 
     Every rank draws the same global batch of `world_size * batch_size` windows and keeps its own slice, so a
@@ -98,15 +98,14 @@ class RandomWindows(IterableDataset):
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
+        super().__init__(seed)
         self.data, self.seq_len, self.batch_size, self.num_batches = data, seq_len, batch_size, num_batches
-        self.seed, self.epoch, self.rank, self.world_size = seed, 0, rank, world_size
+        self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:
         return self.num_batches
 
-    def __iter__(self) -> Iterator[Batch]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        self.epoch += 1
+    def draws(self, generator: torch.Generator) -> Iterator[Batch]:
         offsets = torch.arange(self.seq_len)
         mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
         for _ in range(self.num_batches):
@@ -140,7 +139,7 @@ def sample_text(
     return prompt + vocab.decode(ids[0])
 
 
-class CharDataModule(ResumableEpochs, SequenceDataModule):
+class CharDataModule(SequenceDataModule):
     """Character windows from a text corpus; `vocab` and `x_dim` are ready after construction."""
 
     step_unit = "char"
@@ -207,7 +206,7 @@ class CharDataModule(ResumableEpochs, SequenceDataModule):
         windows = RandomWindows(
             self.train_ids, self.seq_len, self.batch_size, self.batches_per_epoch, self.seed, rank, world
         )
-        return DataLoader(self.resume_epochs(windows), batch_size=None, pin_memory=self._pin_memory())
+        return ResumableLoader(windows, pin_memory=self._pin_memory())
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.val_ids)

@@ -16,9 +16,12 @@ def per_step_forward(model: VRNN, x: Tensor, noise: Tensor, mask: Tensor | None 
     """Same result as `model(x, mask, noise)`, computed one step at a time."""
     mask = full_mask(x) if mask is None else mask
     state = model.initial_state(x.shape[0])
-    steps = []
+    steps, recon, kl = [], [], []
     for t in range(x.shape[1]):
         step = model.step(state, x[:, t], noise[:, t])
+        # the loss terms of step t inside the loop, as per-step code computes them
+        recon.append(model.likelihood.nll(step.x_params.unsqueeze(1), x[:, t : t + 1])[:, 0])  # (B,)
+        kl.append(step.posterior.kl(step.prior))  # (B,)
         steps.append(step)
         state = step.state
 
@@ -27,6 +30,5 @@ def per_step_forward(model: VRNN, x: Tensor, noise: Tensor, mask: Tensor | None 
 
     prior, posterior = stack([s.prior for s in steps]), stack([s.posterior for s in steps])
     x_params = torch.stack([s.x_params for s in steps], 1)
-    recon = masked(model.likelihood.nll(x_params, x), mask)
-    kl = masked(posterior.kl(prior), mask)
+    recon, kl = masked(torch.stack(recon, 1), mask), masked(torch.stack(kl, 1), mask)
     return SequenceOutput(recon, kl, mask, x_params, posterior, prior, torch.stack([s.z for s in steps], 1))

@@ -1,7 +1,9 @@
 """Lightning callbacks, one job each, each with its own config in conf/callbacks/: dashboards (text samples,
-image grids, latent usage), the NaN guard and the random state a resumed run continues from."""
+image grids, latent usage), the NaN guard, saving on Ctrl-C and SIGTERM, and the random state a resumed run
+continues from."""
 
 from vrnn_lightning.training.callbacks.image_grids import ImageGrids
+from vrnn_lightning.training.callbacks.interrupts import RunInterrupted, SaveOnInterrupt
 from vrnn_lightning.training.callbacks.latent_usage import LatentUsageMonitor
 from vrnn_lightning.training.callbacks.nonfinite import StopOnNonFinite
 from vrnn_lightning.training.callbacks.progress import ParameterSummary, StepProgressBar
@@ -13,6 +15,8 @@ __all__ = [
     "LatentUsageMonitor",
     "ParameterSummary",
     "RandomState",
+    "RunInterrupted",
+    "SaveOnInterrupt",
     "StepProgressBar",
     "StopOnNonFinite",
     "TextSamples",

@@ -1,0 +1,160 @@
+"""Every value checked before a run starts: types, ranges and choices of the composed config, for training,
+eval and sample alike, so that a value a library would reject late (after the run folder exists, from deep
+inside torch or Lightning) or silently ignore or misread is refused in one line before anything is written.
+
+The mains call `check_config`, and so does the Hydra callback `CheckConfig`, which runs before Hydra writes
+into the run folder. Keys a composed config does not have (model=rnn has no z_dim) are skipped. The models'
+and data modules' constructors keep their own checks, for use without Hydra.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from vrnn_lightning.errors import ConfigError, exit_with
+
+Check = tuple[Callable[[Any], bool], str]  # (accepts the value, what it must be)
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and v == v  # not NaN
+
+
+POSITIVE_INT: Check = (lambda v: is_int(v) and v >= 1, "a whole number >= 1")
+COUNT: Check = (lambda v: is_int(v) and v >= 0, "a whole number >= 0")
+POSITIVE: Check = (lambda v: is_number(v) and v > 0, "a number > 0")
+NON_NEGATIVE: Check = (lambda v: is_number(v) and v >= 0, "a number >= 0")
+FRACTION: Check = (lambda v: is_number(v) and 0 <= v <= 1, "a number from 0 to 1")
+INTEGER: Check = (is_int, "a whole number")
+TEXT: Check = (lambda v: isinstance(v, str), "text (quote it)")
+
+
+def optional(check: Check) -> Check:
+    return (lambda v: v is None or check[0](v), f"null or {check[1]}")
+
+
+def one_of(*choices: Any) -> Check:
+    return (lambda v: v in choices, "one of " + ", ".join(map(str, choices)))
+
+
+def either(*checks: Check) -> Check:
+    return (lambda v: any(c[0](v) for c in checks), " or ".join(c[1] for c in checks))
+
+
+BATCH_LIMIT = optional(either(POSITIVE_INT, (lambda v: isinstance(v, float) and 0 <= v <= 1, "a fraction 0..1")))
+PRECISIONS = (
+    "32-true",
+    "32",
+    32,
+    "16-mixed",
+    "16",
+    16,
+    "bf16-mixed",
+    "bf16",
+    "16-true",
+    "bf16-true",
+    "64-true",
+    "64",
+    64,
+)
+
+TRAIN: dict[str, Check] = {
+    "seed": INTEGER,
+    "ckpt_path": optional(TEXT),
+    "test": (lambda v: isinstance(v, bool), "true or false"),
+    "module.optimizer.lr": POSITIVE,
+    "module.optimizer.weight_decay": NON_NEGATIVE,
+    "module.lr_schedule": one_of("constant", "cosine"),
+    "module.warmup_steps": COUNT,
+    "module.min_lr_ratio": FRACTION,
+    "module.kl_warmup_steps": COUNT,
+    "module.free_bits": NON_NEGATIVE,
+    "model.h_dim": POSITIVE_INT,
+    "model.z_dim": POSITIVE_INT,
+    "model.x_feat_dim": POSITIVE_INT,
+    "model.z_feat_dim": POSITIVE_INT,
+    "model.hidden_dim": POSITIVE_INT,
+    "model.mlp_layers": POSITIVE_INT,
+    "model.rnn": one_of("gru", "lstm"),
+    "model.min_std": POSITIVE,
+    "model.likelihood.std": optional(POSITIVE),
+    "model.likelihood.min_std": POSITIVE,
+    "data.seq_len": POSITIVE_INT,
+    "data.batch_size": POSITIVE_INT,
+    "data.eval_batch_size": optional(POSITIVE_INT),
+    "data.batches_per_epoch": POSITIVE_INT,
+    "trainer.max_steps": either(POSITIVE_INT, (lambda v: v == -1, "-1 (no limit)")),
+    "trainer.max_epochs": optional(either(POSITIVE_INT, (lambda v: v == -1, "-1 (no limit)"))),
+    "trainer.devices": either(POSITIVE_INT, one_of(-1, "auto"), (lambda v: OmegaConf.is_list(v), "a list of ids")),
+    "trainer.num_nodes": POSITIVE_INT,
+    "trainer.precision": one_of(*PRECISIONS),
+    "trainer.gradient_clip_val": optional(NON_NEGATIVE),
+    "trainer.log_every_n_steps": POSITIVE_INT,
+    "trainer.check_val_every_n_epoch": optional(POSITIVE_INT),
+    "trainer.limit_train_batches": BATCH_LIMIT,
+    "trainer.limit_val_batches": BATCH_LIMIT,
+    "trainer.limit_test_batches": BATCH_LIMIT,
+    "callbacks.text_samples.length": POSITIVE_INT,
+    "callbacks.text_samples.temperature": NON_NEGATIVE,
+    "callbacks.text_samples.prompt": TEXT,
+    "callbacks.image_grids.count": POSITIVE_INT,
+    "callbacks.last_checkpoint.every_n_train_steps": optional(POSITIVE_INT),
+}
+EVAL: dict[str, Check] = {
+    "seed": INTEGER,
+    "split": one_of("test", "val"),
+    "device": one_of("auto", "cpu", "cuda"),
+    "eval.iw_samples": optional(POSITIVE_INT),
+    "eval.iw_chunk": POSITIVE_INT,
+    "ckpt_path": TEXT,
+}
+SAMPLE: dict[str, Check] = {
+    "seed": INTEGER,
+    "num_samples": POSITIVE_INT,
+    "length": POSITIVE_INT,
+    "temperature": NON_NEGATIVE,
+    "prompt": TEXT,
+    "image_scale": POSITIVE_INT,
+    "ckpt_path": TEXT,
+}
+CHECKS = {"train": TRAIN, "eval": EVAL, "sample": SAMPLE}
+
+
+def check_config(cfg: DictConfig, main: str) -> None:
+    """Raise one ConfigError naming the first setting of `cfg` whose value the `main` cannot use."""
+    for key, (accepts, wanted) in CHECKS[main].items():
+        parent, _, leaf = key.rpartition(".")
+        holder = OmegaConf.select(cfg, parent) if parent else cfg
+        if not OmegaConf.is_dict(holder) or leaf not in holder:
+            continue
+        if OmegaConf.is_missing(holder, leaf):
+            raise ConfigError(f"{key} is not set; pass {key}=<value>")
+        node = holder[leaf]
+        value = OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
+        if not accepts(node):
+            raise ConfigError(f"{key}={value!r} is not valid: it must be {wanted}")
+
+
+class CheckConfig(Callback):
+    """Runs `check_config` before Hydra writes anything into a run folder, for a run or each job of a sweep."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config)  # the sweep's common settings; each job's swept values are checked by its main
+
+    @staticmethod
+    def _check(config: DictConfig) -> None:
+        main = config.hydra.job.config_name
+        if main in CHECKS:
+            try:
+                check_config(config, main)
+            except ConfigError as err:
+                exit_with(str(err))
