@@ -29,25 +29,40 @@ def user_message(err: Exception) -> str | None:
     return None
 
 
-def exit_with(message: str) -> NoReturn:
-    """The contract itself: `error: <message>` on stderr, exit status 2."""
+def exit_with(message: str, status: int = 2) -> NoReturn:
+    """The contract itself: `error: <message>` on stderr, exit status 2 (bad input) unless told otherwise."""
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(status)
+
+
+def unexpected_message(err: Exception) -> str:
+    """One line for an exception no check foresaw, naming the setting behind it where Hydra recorded it (the
+    `full_key` of an object it failed to build)."""
+    cause = err.__cause__ if err.__cause__ is not None else err
+    text = str(cause).strip().splitlines()
+    line = f"{type(cause).__name__}: {text[0] if text else ''}".rstrip(": ")
+    full_key = next(
+        (part.split(":", 1)[1].strip() for part in str(err).splitlines() if part.startswith("full_key:")), None
+    )
+    where = f"{full_key}: " if full_key else ""
+    return f"{where}{line} (HYDRA_FULL_ERROR=1 shows the traceback)"
 
 
 @contextmanager
 def one_line_errors() -> Iterator[None]:
     """Report bad input as `error: ...` and exit 2, a run stopped by a signal as `stopped: ...` with its own
-    status; anything else is a bug and keeps its traceback, and so does everything under HYDRA_FULL_ERROR=1."""
+    status, and anything else in one line too, exit 1; HYDRA_FULL_ERROR=1 shows the traceback instead."""
     try:
         yield
     except Exception as err:
         if isinstance(getattr(err, "exit_status", None), int):  # a run stopped on purpose (a signal), not an error
             print(f"stopped: {err}", file=sys.stderr)
             sys.exit(err.exit_status)
-        message = user_message(err)
-        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
+        message = user_message(err)
+        if message is None:
+            exit_with(unexpected_message(err), status=1)
         exit_with(message)
 
 

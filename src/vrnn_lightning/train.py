@@ -16,6 +16,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig
 
 from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_errors
@@ -62,7 +63,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # `callbacks.progress_bar=null` (or `logger=null`) switches one off.
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    # Without a progress-bar callback (callbacks.progress_bar=null) there is none: Lightning would add its own.
+    progress = any(isinstance(c, ProgressBar) for c in callbacks)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, logger=loggers or False, callbacks=callbacks, enable_progress_bar=progress
+    )
     log.info("model: %s parameters", f"{sum(p.numel() for p in model.parameters()):,}")
 
     start = time.perf_counter()

@@ -7,6 +7,7 @@ into the run folder. Keys a composed config does not have (model=rnn has no z_di
 and data modules' constructors keep their own checks, for use without Hydra.
 """
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -157,4 +158,6 @@ class CheckConfig(Callback):
             try:
                 check_config(config, main)
             except ConfigError as err:
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
                 exit_with(str(err))
