@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -108,3 +110,29 @@ def test_free_bits_floor_each_dimension_of_the_kl_objective():
 def test_negative_free_bits_are_refused():
     with pytest.raises(ValueError, match="module.free_bits must be >= 0"):
         small_module(free_bits=-1.0)
+
+
+def test_iwae_objective_is_the_importance_weighted_bound_and_tighter_than_the_elbo(monkeypatch):
+    module = small_module(objective="iwae", train_samples=16)
+    logged = capture_logs(module, monkeypatch)
+    batch = full_batch(torch.randint(0, len(VOCAB), (3, 9)))
+    torch.manual_seed(0)
+    loss = module.training_step(batch, 0)
+    torch.manual_seed(0)
+    out = module.model(batch.x.repeat_interleave(16, 0))
+    expected = -(torch.logsumexp(out.log_weight().view(3, 16), 1) - math.log(16)).sum() / 27
+    assert torch.allclose(loss, expected)
+    assert loss <= logged["train/recon"] + logged["train/kl"] + 1e-6  # the K-sample bound is no looser
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(objective="vimco"), "module.objective must be 'elbo' or 'iwae'"),
+        (dict(objective="iwae", train_samples=0), "module.train_samples must be a whole number >= 1"),
+        (dict(objective="iwae", train_samples=4, free_bits=0.1), "unset module.free_bits"),
+    ],
+)
+def test_bad_objective_options_are_one_line(options, message):
+    with pytest.raises(ValueError, match=message):
+        small_module(**options)

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from vrnn_lightning.data import MNISTDataModule
-from vrnn_lightning.data.mnist import MD5, ShuffledImages, download, read_idx
+from vrnn_lightning.data.downloads import download
+from vrnn_lightning.data.mnist import MD5, ShuffledImages, read_idx
 from vrnn_lightning.errors import ConfigError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mnist"
@@ -147,7 +148,7 @@ def test_datamodule_downloads_through_its_mirrors(http_mirror, tmp_path):
 
 
 def test_missing_files_without_download_name_the_fix(tmp_path):
-    with pytest.raises(ConfigError, match="is missing and data.download=false; put the MNIST files in data.root"):
+    with pytest.raises(ConfigError, match="is missing and data.download=false; put the file in data.root"):
         MNISTDataModule(root=str(tmp_path), download=False).setup()
 
 

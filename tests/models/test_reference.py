@@ -8,16 +8,18 @@ from vrnn_lightning.models.reference import per_step_forward
 
 
 @pytest.mark.parametrize(
-    "rnn, mlp_layers, compile",
+    "rnn, mlp_layers, posterior, compile",
     [
-        ("gru", 2, False),
-        ("lstm", 1, False),
-        ("gru", 3, False),
-        pytest.param("gru", 2, True, marks=pytest.mark.slow),  # compiling takes seconds
-        pytest.param("lstm", 2, True, marks=pytest.mark.slow),
+        ("gru", 2, "filtering", False),
+        ("lstm", 1, "filtering", False),
+        ("gru", 3, "filtering", False),
+        ("gru", 2, "smoothing", False),
+        ("lstm", 2, "smoothing", False),
+        pytest.param("gru", 2, "filtering", True, marks=pytest.mark.slow),  # compiling takes seconds
+        pytest.param("lstm", 2, "smoothing", True, marks=pytest.mark.slow),
     ],
 )
-def test_time_parallel_forward_matches_per_step_reference(rnn, mlp_layers, compile):
+def test_time_parallel_forward_matches_per_step_reference(rnn, mlp_layers, posterior, compile):
     torch.manual_seed(0)
     model = VRNN(
         Categorical(9),
@@ -28,17 +30,18 @@ def test_time_parallel_forward_matches_per_step_reference(rnn, mlp_layers, compi
         hidden_dim=10,
         mlp_layers=mlp_layers,
         rnn=rnn,
+        posterior=posterior,
         compile=compile,
-    )
-    model.double()
+    ).double()
     x = torch.randint(0, 9, (4, 11))
     noise = torch.randn(4, 11, 3, dtype=torch.float64)
+    mask = (torch.arange(11) < torch.tensor([[11], [7], [3], [10]])).double()  # right-padded pieces
 
     results = []
-    for forward in (lambda: model(x, noise=noise), lambda: per_step_forward(model, x, noise)):
+    for forward in (lambda: model(x, mask, noise), lambda: per_step_forward(model, x, noise, mask)):
         model.zero_grad()
         out = forward()
-        (out.recon + out.kl).mean().backward()
+        (out.recon + out.kl).sum().backward()
         grads = {n: p.grad.clone() for n, p in model.named_parameters()}
         results.append((out, grads))
     (fast, fast_grads), (ref, ref_grads) = results

@@ -74,6 +74,17 @@ def test_first_step_matches_the_equations_by_hand():
     assert torch.allclose(out.posterior.mean[:, 0], q_mean, atol=1e-6)
 
 
+def test_smoothing_posterior_reads_the_future_and_generation_runs():
+    model = small_vrnn(posterior="smoothing")
+    x, noise = torch.randint(0, 7, (2, 8)), torch.randn(2, 8, 4)
+    changed = x.clone()
+    changed[:, 6] = (changed[:, 6] + 1) % 7
+    a, b = model(x, noise=noise), model(changed, noise=noise)
+    assert not torch.equal(a.posterior.mean[:, 2], b.posterior.mean[:, 2])  # q(z_2) reads x_6
+    out = model.eval().generate(5, prime=x[:, :3], generator=torch.Generator().manual_seed(0))
+    assert out.shape == (2, 5)
+
+
 def test_generate_is_reproducible_under_a_seed_and_respects_shape():
     model = small_vrnn().eval()
     a = model.generate(20, batch_size=3, generator=torch.Generator().manual_seed(5))
@@ -110,6 +121,7 @@ def test_generate_continues_the_prime_of_a_learned_cycle():
         (dict(mlp_layers=1.5), "model.mlp_layers must be a positive integer, got 1.5"),
         (dict(rnn="transformer"), "model.rnn must be 'gru' or 'lstm'"),
         (dict(min_std=0.0), "model.min_std must be > 0"),
+        (dict(posterior="future"), "model.posterior must be 'filtering' or 'smoothing'"),
     ],
 )
 def test_invalid_sizes_fail_at_construction(overrides, message):
@@ -143,9 +155,10 @@ def test_a_layer_the_fused_loop_does_not_handle_is_refused_at_construction(where
         small_vrnn()
 
 
-def test_padding_changes_nothing_and_a_batch_of_one_equals_it_alone():
+@pytest.mark.parametrize("posterior", ["filtering", "smoothing"])
+def test_padding_changes_nothing_and_a_batch_of_one_equals_it_alone(posterior):
     """Right-padded with garbage: the real steps' losses and the gradients are those of the unpadded pieces."""
-    model = small_vrnn().double()
+    model = small_vrnn(posterior=posterior).double()
     pieces = [torch.randint(0, 7, (n,)) for n in (3, 6, 4)]
     noise = torch.randn(3, 6, 4, dtype=torch.float64)
     x = torch.stack([torch.cat([p, torch.randint(0, 7, (6 - len(p),))]) for p in pieces])

@@ -3,12 +3,14 @@ data reaches the model as tensors (`Batch(x, mask)`) and one metadata dict."""
 
 from vrnn_lightning.data.base import Batch, SampleRequest, SequenceDataModule
 from vrnn_lightning.data.mnist import MNISTDataModule
+from vrnn_lightning.data.polyphonic import PolyphonicDataModule
 from vrnn_lightning.data.text import CharDataModule, Vocabulary, load_corpus
 
 __all__ = [
     "Batch",
     "CharDataModule",
     "MNISTDataModule",
+    "PolyphonicDataModule",
     "SampleRequest",
     "SequenceDataModule",
     "Vocabulary",

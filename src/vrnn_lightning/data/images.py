@@ -8,8 +8,11 @@ from torch import Tensor
 
 
 def sequences_to_images(x: Tensor, layout: str) -> Tensor:
-    """(N, T, D) sequences -> (N, H, W) images: rows are time steps, or columns are."""
-    return x if layout == "rows" else x.transpose(1, 2)
+    """(N, T, D) sequences -> (N, H, W) images: rows are time steps ("rows"), or columns are ("columns"), or a
+    piano roll ("piano_roll": time left to right, the lowest key at the bottom)."""
+    if layout == "rows":
+        return x
+    return x.transpose(1, 2) if layout == "columns" else x.transpose(1, 2).flip(1)
 
 
 def image_grid(images: Tensor, ncol: int, pad: int = 1) -> Tensor:

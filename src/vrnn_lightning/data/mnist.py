@@ -8,13 +8,8 @@ not comparable with published ones, and the run says so.
 """
 
 import gzip
-import hashlib
 import logging
-import os
 import struct
-import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +19,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from vrnn_lightning.data.base import Batch, SampleRequest, SequenceDataModule, full_batch
+from vrnn_lightning.data.downloads import verified_file
 from vrnn_lightning.data.images import picture_grids, write_png
 from vrnn_lightning.data.resumable import EpochDraws, ResumableLoader
 from vrnn_lightning.errors import ConfigError
@@ -40,40 +36,6 @@ MD5 = {
 TRAIN_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
 TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 IDX_MAGIC = {0x0801: 1, 0x0803: 3}  # unsigned-byte labels (1 dim), unsigned-byte images (3 dims)
-
-
-def md5sum(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-def download(name: str, folder: Path, mirrors: list[str], expected_md5: str, timeout: float = 30.0) -> Path:
-    """Fetch `name` from the first mirror that serves it with the right md5; the final name appears only then."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    failures = []
-    for mirror in mirrors:
-        url = mirror.rstrip("/") + "/" + name
-        handle, partial = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
-        try:
-            with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-            digest = md5sum(Path(partial))
-            if digest != expected_md5:
-                failures.append(f"{url} served md5 {digest}, expected {expected_md5}")
-                continue
-            os.replace(partial, target)
-            log.info("downloaded %s from %s", name, mirror)
-            return target
-        except (urllib.error.URLError, OSError, ValueError) as err:
-            failures.append(f"{url}: {getattr(err, 'reason', err)}")
-        finally:
-            if os.path.exists(partial):
-                os.unlink(partial)
-    raise ConfigError(
-        f"could not get {name} (md5 {expected_md5}) from any mirror ({'; '.join(failures)}); "
-        f"check the network or data.mirrors, or put the file in {folder} (data.root)"
-    )
 
 
 def read_idx(path: Path) -> Tensor:
@@ -179,17 +141,7 @@ class MNISTDataModule(SequenceDataModule):
 
     def _file(self, name: str) -> Path:
         """The verified file `name`, downloaded first where it is missing and downloads are allowed."""
-        path = self.root / name
-        if not path.exists():
-            if not self.download:
-                raise ConfigError(f"{path} is missing and data.download=false; put the MNIST files in data.root")
-            return download(name, self.root, self.mirrors, self.checksums[name])
-        digest = md5sum(path)
-        if digest != self.checksums[name]:
-            raise ConfigError(
-                f"{path} has md5 {digest}, expected {self.checksums[name]}; delete it so it is downloaded again"
-            )
-        return path
+        return verified_file(name, self.root, self.mirrors, self.checksums[name], "md5", self.download)
 
     def prepare_data(self) -> None:
         self._files()

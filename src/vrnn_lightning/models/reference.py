@@ -16,9 +16,10 @@ def per_step_forward(model: VRNN, x: Tensor, noise: Tensor, mask: Tensor | None 
     """Same result as `model(x, mask, noise)`, computed one step at a time."""
     mask = full_mask(x) if mask is None else mask
     state = model.initial_state(x.shape[0])
+    futures = model.prime_futures(x, mask)  # b_t of a smoothing posterior, else None
     steps, recon, kl = [], [], []
     for t in range(x.shape[1]):
-        step = model.step(state, x[:, t], noise[:, t])
+        step = model.step(state, x[:, t], noise[:, t], future=None if futures is None else futures[:, t])
         # the loss terms of step t inside the loop, as per-step code computes them
         recon.append(model.likelihood.nll(step.x_params.unsqueeze(1), x[:, t : t + 1])[:, 0])  # (B,)
         kl.append(step.posterior.kl(step.prior))  # (B,)

@@ -136,6 +136,9 @@ def time_parallel_forward(model: "VRNN", x: Tensor, mask: Tensor | None, noise: 
     x_feats = model.phi_x(model.likelihood.features(x, model.dtype))  # (B, T, Fx)
     batch, steps, x_width = x_feats.shape
     mask = full_mask(x) if mask is None else mask
+    # What the encoder reads besides h_{t-1}: phi_x(x_t), and for a smoothing posterior b_t over x_{t:T}
+    observed = x_feats if model.future is None else torch.cat([x_feats, model.future(x_feats, mask)], -1)
+    observed_width = observed.shape[-1]
     if noise is None:
         noise = torch.randn(batch, steps, model.latent_dim, device=x_feats.device, dtype=x_feats.dtype)
     encoder, cell = model.encoder, model.recurrence.cell
@@ -147,10 +150,10 @@ def time_parallel_forward(model: "VRNN", x: Tensor, mask: Tensor | None, noise: 
         return [(m.weight.t(), PerStep.broadcast(m.bias, steps, batch), relu) for m, relu in layers]
 
     encoder_rest, phi_z = loop_layers(encoder_rest), loop_layers(phi_z)
-    enc_x = PerStep.time_major(F.linear(x_feats, enc_first.weight[:, :x_width], enc_first.bias))  # T x (B, E)
+    enc_x = PerStep.time_major(F.linear(observed, enc_first.weight[:, :observed_width], enc_first.bias))  # T x (B, E)
     gates_x = PerStep.time_major(F.linear(x_feats, cell.weight_ih[:, :x_width], cell.bias_ih))  # T x (B, G)
     noise_t = PerStep.time_major(noise)  # T x (B, Z)
-    h_weight_t = torch.cat([enc_first.weight[:, x_width:], cell.weight_hh]).t()  # (H, E + G)
+    h_weight_t = torch.cat([enc_first.weight[:, observed_width:], cell.weight_hh]).t()  # (H, E + G)
     h_bias = PerStep.broadcast(torch.cat([torch.zeros_like(enc_first.bias), cell.bias_hh]), steps, batch)
     h_split = (enc_first.out_features, cell.weight_hh.shape[0])
     z_gates_weight_t = cell.weight_ih[:, x_width:].t()  # (Fz, G)

