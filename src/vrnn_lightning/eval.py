@@ -26,8 +26,9 @@ from vrnn_lightning.training.metrics import LatentUsage
 
 def iw_log_likelihood(model: SequenceModel, x: Tensor, mask: Tensor, samples: int, chunk: int) -> Tensor:
     """log p(x) estimates (B,): log (1/K) sum_k w_k with w_k = p(x, z_k) / q(z_k | x), z_k ~ q. A lower bound on
-    log p(x) in expectation, tightening as K grows; K = 1 is the ELBO's single-sample estimate."""
-    per_chunk = max(1, chunk // samples)
+    log p(x) in expectation, tightening as K grows; K = 1 is the ELBO's single-sample estimate. At most `chunk`
+    sequence-steps (sequences x K x steps) are evaluated at once: memory grows with the pieces' length too."""
+    per_chunk = max(1, chunk // (samples * x.shape[1]))
     estimates = []
     for part, part_mask in zip(x.split(per_chunk), mask.split(per_chunk), strict=True):
         repeated = model(part.repeat_interleave(samples, 0), part_mask.repeat_interleave(samples, 0))
