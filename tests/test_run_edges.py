@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow  # end-to-end runs of the real entry points
 
 RACERS = Path(__file__).parent / "helpers" / "racers.py"
 QUIET = ["callbacks.progress_bar=null", "callbacks.text_samples=null"]
+BRIEF = [*TINY, *QUIET, "trainer.max_steps=3", "test=false"]  # racing runs: only where they write matters
 
 
 def race(tmp_path: Path, overrides: list[str], racers: int = 4, rounds: int = 2) -> list[list[tuple[int, str]]]:
@@ -53,7 +54,7 @@ def race(tmp_path: Path, overrides: list[str], racers: int = 4, rounds: int = 2)
 
 
 def test_runs_started_together_into_one_explicit_folder_one_holds_it(tmp_path):
-    rounds = race(tmp_path, [*TINY, *QUIET, f"hydra.run.dir={tmp_path}/explicit-{{round}}", "seed={round}"])
+    rounds = race(tmp_path, [*BRIEF, f"hydra.run.dir={tmp_path}/explicit-{{round}}", "seed={round}"])
     for r, outcomes in enumerate(rounds):
         codes = sorted(code for code, _ in outcomes)
         assert codes == [0, 2, 2, 2], outcomes
@@ -74,7 +75,7 @@ def test_runs_started_together_into_one_explicit_folder_one_holds_it(tmp_path):
 
 
 def test_runs_started_together_with_one_default_name_each_get_a_folder(tmp_path):
-    rounds = race(tmp_path, [*TINY, *QUIET, f"paths.log_dir={tmp_path}/logs-{{round}}", "paths.stamp=frozen"])
+    rounds = race(tmp_path, [*BRIEF, f"paths.log_dir={tmp_path}/logs-{{round}}", "paths.stamp=frozen"])
     for r, outcomes in enumerate(rounds):
         assert [code for code, _ in outcomes] == [0, 0, 0, 0], outcomes
         runs = sorted(p.name for p in (tmp_path / f"logs-{r}" / "train" / "runs").iterdir())
