@@ -69,9 +69,8 @@ class ShuffledImages(EpochDraws):
     """Batches of shuffled images, each one gather; binarised afresh on every pass when `dynamic` is set."""
 
     def __init__(self, images: Tensor, batch_size: int, seed: int, rank: int, world_size: int, dynamic: bool) -> None:
-        super().__init__(seed)
-        self.images, self.batch_size, self.dynamic = images, batch_size, dynamic
-        self.rank, self.world_size = rank, world_size
+        super().__init__(seed, batch_size, rank, world_size)
+        self.images, self.dynamic = images, dynamic
 
     def __len__(self) -> int:
         return -(-len(self.images) // self.world_size // self.batch_size)

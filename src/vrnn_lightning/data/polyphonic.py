@@ -81,10 +81,7 @@ def by_length(pieces: list[Tensor], batch_size: int) -> list[Batch]:
 
 
 class RandomCrops(EpochDraws):
-    """Batches of random crops: pieces drawn at random, each cropped at a random offset to at most `max_len`.
-
-    Every rank draws the same global batch of `world_size * batch_size` crops and keeps its own slice.
-    """
+    """Batches of random crops: pieces drawn at random, each cropped at a random offset to at most `max_len`."""
 
     def __init__(
         self,
@@ -96,18 +93,16 @@ class RandomCrops(EpochDraws):
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        super().__init__(seed)
-        self.pieces, self.max_len, self.batch_size, self.num_batches = pieces, max_len, batch_size, num_batches
+        super().__init__(seed, batch_size, rank, world_size)
+        self.pieces, self.max_len, self.num_batches = pieces, max_len, num_batches
         self.lengths = torch.tensor([len(p) for p in pieces])
-        self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:
         return self.num_batches
 
     def draws(self, generator: torch.Generator) -> Iterator[Batch]:
-        mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
         for _ in range(self.num_batches):
-            chosen = torch.randint(len(self.pieces), (self.world_size * self.batch_size,), generator=generator)
+            chosen = torch.randint(len(self.pieces), (self.global_batch,), generator=generator)
             lengths = self.lengths[chosen].clamp(max=self.max_len)
             room = self.lengths[chosen] - lengths + 1
             starts = (torch.rand(len(chosen), generator=generator) * room).long()
@@ -115,7 +110,7 @@ class RandomCrops(EpochDraws):
                 self.pieces[i][s : s + n]
                 for i, s, n in zip(chosen.tolist(), starts.tolist(), lengths.tolist(), strict=True)
             ]
-            yield pad(crops[mine])
+            yield pad(crops[self.own])
 
 
 class PolyphonicDataModule(SequenceDataModule):

@@ -17,11 +17,23 @@ class EpochDraws(IterableDataset):
     prefetching, so the batches drawn are the batches trained on when a checkpoint is written, and a resumed
     set draws its epoch again from the start, discarding the batches already trained on, so that the random
     stream goes on exactly as it did. Subclasses implement `draws` and `__len__`.
+
+    Under DDP every rank draws the same global batch of `world_size * batch_size` examples and keeps its own
+    slice (`own`), so a DDP run sees the data of one process with the global batch.
     """
 
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
+    def __init__(self, seed: int, batch_size: int, rank: int = 0, world_size: int = 1) -> None:
+        self.seed, self.batch_size, self.rank, self.world_size = seed, batch_size, rank, world_size
         self.epoch, self.next_epoch, self.drawn, self.skip = -1, 0, 0, 0
+
+    @property
+    def global_batch(self) -> int:
+        return self.world_size * self.batch_size
+
+    @property
+    def own(self) -> slice:
+        """This rank's part of a global batch."""
+        return slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
 
     def draws(self, generator: torch.Generator) -> Iterator[Batch]:
         raise NotImplementedError

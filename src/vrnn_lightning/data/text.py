@@ -82,11 +82,7 @@ def split_points(n: int) -> tuple[int, int]:
 
 
 class RandomWindows(EpochDraws):
-    """`num_batches` batches of `batch_size` random windows, each batch one gather from the corpus tensor.
-
-    Every rank draws the same global batch of `world_size * batch_size` windows and keeps its own slice, so a
-    DDP run sees the windows a single process with the global batch size would see.
-    """
+    """`num_batches` batches of `batch_size` random windows, each batch one gather from the corpus tensor."""
 
     def __init__(
         self,
@@ -98,21 +94,17 @@ class RandomWindows(EpochDraws):
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        super().__init__(seed)
-        self.data, self.seq_len, self.batch_size, self.num_batches = data, seq_len, batch_size, num_batches
-        self.rank, self.world_size = rank, world_size
+        super().__init__(seed, batch_size, rank, world_size)
+        self.data, self.seq_len, self.num_batches = data, seq_len, num_batches
 
     def __len__(self) -> int:
         return self.num_batches
 
     def draws(self, generator: torch.Generator) -> Iterator[Batch]:
         offsets = torch.arange(self.seq_len)
-        mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
         for _ in range(self.num_batches):
-            starts = torch.randint(
-                0, len(self.data) - self.seq_len + 1, (self.world_size * self.batch_size, 1), generator=generator
-            )
-            yield full_batch(self.data[starts[mine] + offsets])  # (B, seq_len)
+            starts = torch.randint(0, len(self.data) - self.seq_len + 1, (self.global_batch, 1), generator=generator)
+            yield full_batch(self.data[starts[self.own] + offsets])  # (B, seq_len)
 
 
 def sequential_windows(data: Tensor, seq_len: int, batch_size: int) -> list[Batch]:
