@@ -6,6 +6,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from vrnn_lightning.errors import ConfigError
+from vrnn_lightning.launch.config_checks import check_config
+
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = [
     "model",
@@ -82,3 +85,32 @@ def test_the_overrides_the_readme_shows_compose():
             overrides = [w.split(",")[0] for w in overrides]
         cfg = compose_train(overrides)
         assert cfg.module._target_.endswith("SequenceModule"), words
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["trainer.limit_val_batches=0"],
+        ["trainer.limit_train_batches=0.5"],
+        ["trainer.max_steps=-1"],
+        ["data=polyphonic", "data.max_len=2"],
+        ["module.objective=iwae", "module.train_samples=3"],
+    ],
+)
+def test_values_a_run_can_use_pass_the_up_front_checks(overrides):
+    check_config(compose_train(overrides), "train")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["module.optimizer.lr=0"], "module.optimizer.lr=0 is not valid: it must be a number > 0"),
+        (["trainer.limit_val_batches=1.5"], "trainer.limit_val_batches=1.5"),
+        (["data=polyphonic", "data.max_len=1"], "data.max_len=1"),
+        (["module.train_samples=0"], "module.train_samples=0"),
+        (["model.posterior=future"], "model.posterior='future'"),
+    ],
+)
+def test_values_a_run_cannot_use_are_named(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        check_config(compose_train(overrides), "train")

@@ -48,7 +48,7 @@ def either(*checks: Check) -> Check:
     return (lambda v: any(c[0](v) for c in checks), " or ".join(c[1] for c in checks))
 
 
-BATCH_LIMIT = optional(either(POSITIVE_INT, (lambda v: isinstance(v, float) and 0 <= v <= 1, "a fraction 0..1")))
+BATCH_LIMIT = optional(either(COUNT, (lambda v: isinstance(v, float) and 0 <= v <= 1, "a fraction 0..1")))
 PRECISIONS = (
     "32-true",
     "32",
