@@ -87,8 +87,10 @@ class SequenceModel(nn.Module, ABC):
         return next(self.parameters()).dtype
 
 
-def qualified_name(obj: Any) -> str:
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+def locate(qualified_name: str) -> Any:
+    """The object a config or checkpoint names as `package.module.Name`."""
+    module_name, _, name = qualified_name.rpartition(".")
+    return getattr(importlib.import_module(module_name), name)
 
 
 def build(config: Any) -> Any:
@@ -98,8 +100,7 @@ def build(config: Any) -> Any:
         kwargs = {k: build(v) for k, v in config.items() if k != "_target_"}
         if "_target_" not in config:
             return kwargs
-        module_name, _, name = config["_target_"].rpartition(".")
-        return getattr(importlib.import_module(module_name), name)(**kwargs)
+        return locate(config["_target_"])(**kwargs)
     if isinstance(config, list):
         return [build(v) for v in config]
     return config

@@ -1,6 +1,5 @@
 """Reading training checkpoints: clear errors for bad files, the model and the data module they were made with."""
 
-import importlib
 import inspect
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ import torch
 from vrnn_lightning.data.base import SequenceDataModule
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.models import SequenceModel, build
+from vrnn_lightning.models.base import locate
 from vrnn_lightning.training.module import SequenceModule
 
 
@@ -43,16 +43,10 @@ def load_module(checkpoint: dict[str, Any]) -> SequenceModule:
     return module
 
 
-def import_by_name(qualified_name: str) -> Any:
-    """The class a checkpoint names as `package.module.Class`."""
-    module_name, _, name = qualified_name.rpartition(".")
-    return getattr(importlib.import_module(module_name), name)
-
-
 def datamodule_class(checkpoint: dict[str, Any]) -> type[SequenceDataModule]:
     if "datamodule_class" not in checkpoint:
         raise ConfigError("this checkpoint records no data module; it was not written by vrnn_lightning.train")
-    return import_by_name(checkpoint["datamodule_class"])
+    return locate(checkpoint["datamodule_class"])
 
 
 def datamodule_from_checkpoint(checkpoint: dict[str, Any], **overrides: Any) -> SequenceDataModule:
