@@ -103,7 +103,8 @@ def try_claim(folder: Path) -> dict[str, Any] | None:
 def release(folder: Path) -> None:
     """Remove this process's claim on `folder`, if it still holds it."""
     claim = folder / CLAIM
-    if read_claim(claim).get("pid") == os.getpid() and read_claim(claim).get("host") == socket.gethostname():
+    holder = read_claim(claim)
+    if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
         claim.unlink(missing_ok=True)
 
 
