@@ -72,7 +72,9 @@ def gru_update(gates_x: Tensor, gates_h: Tensor, h: Tensor) -> Tensor:
     x_rz, x_n = gates_x.split([2 * hidden, hidden], -1)
     h_rz, h_n = gates_h.split([2 * hidden, hidden], -1)
     reset, update = torch.sigmoid(x_rz + h_rz).chunk(2, -1)
-    return torch.lerp(torch.tanh(torch.addcmul(x_n, reset, h_n)), h, update)
+    candidate = torch.tanh(torch.addcmul(x_n, reset, h_n))
+    # Under autocast the gates come out in bf16 while the state stays float32; lerp does not promote
+    return torch.lerp(candidate.to(h.dtype), h, update.to(h.dtype))
 
 
 def lstm_update(gates: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
@@ -176,6 +178,10 @@ def time_parallel_forward(model: "VRNN", x: Tensor, mask: Tensor | None, noise: 
             encoder.min_std,
         )
         mean, std, z_feat, state = step_fn(state, step)
+        if model.compile_mode == "reduce-overhead":
+            # A CUDA graph's outputs live in memory its next replay overwrites: keep copies
+            mean, std, z_feat = mean.clone(), std.clone(), z_feat.clone()
+            state = state.clone() if isinstance(state, Tensor) else tuple(s.clone() for s in state)
         means.append(mean)
         stds.append(std)
         z_feats.append(z_feat)
