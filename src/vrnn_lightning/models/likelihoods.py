@@ -1,8 +1,9 @@
 """Observation heads p(x_t | decoder output): what x_t looks like going in, how the decoder's output scores it
 and samples it.
 
-The models are agnostic to the data type; a head is the seam. Characters use `Categorical`; image rows use
-`Bernoulli` (binarised pixels) or `Gaussian` (intensities in [0, 1]). Each head is built from its own config
+The models are agnostic to the data type; a head is the seam. Characters use `Categorical`; image rows and
+piano rolls `Bernoulli`; real values `Gaussian` (`bounded=True` for intensities in [0, 1]) or
+`GaussianMixture`, the paper's GMM output. Each head is built from its own config
 (`conf/model/likelihood/<name>.yaml`, `_target_` + options); `x_dim` comes from the data. A new head is a
 subclass here (or in any importable module) and a config file.
 """
@@ -94,21 +95,21 @@ class Bernoulli(Likelihood):
 
 
 class Gaussian(Likelihood):
-    """p(x_t) = prod_d N(x_td; sigmoid(mean_d), std_d^2): independent intensities in [0, 1]; the std is learned
-    per value and step (softplus plus `min_std`), or fixed by `std`.
+    """p(x_t) = prod_d N(x_td; mean_d, std_d^2): independent real values. The std is learned per value and step
+    (softplus plus `min_std`), or fixed by `std`. `bounded=True` is the form for intensities in [0, 1] (MNIST
+    pixels): a sigmoid mean and samples clamped to [0, 1]; otherwise the mean is unbounded.
 
-    A fixed std of s turns the NLL into MSE / (2 s^2) plus a constant: the MSE of the seed design.
+    A fixed std of s turns the NLL into MSE / (2 s^2) plus a constant.
     """
 
-    def __init__(self, x_dim: int, std: float | None = None, min_std: float = 1e-3) -> None:
+    def __init__(self, x_dim: int, std: float | None = None, min_std: float = 1e-3, bounded: bool = False) -> None:
         super().__init__()
         check_width(x_dim)
         if std is not None and not std > 0:
             raise ValueError(f"model.likelihood.std must be > 0 (or null to learn it), got {std!r}")
-        if not min_std > 0:
-            raise ValueError(f"model.likelihood.min_std must be > 0 so no std reaches zero, got {min_std!r}")
-        self.remember_config(x_dim=x_dim, std=std, min_std=min_std)
-        self.x_dim, self.in_dim, self.std, self.min_std = x_dim, x_dim, std, min_std
+        check_min_std(min_std)
+        self.remember_config(x_dim=x_dim, std=std, min_std=min_std, bounded=bounded)
+        self.x_dim, self.in_dim, self.std, self.min_std, self.bounded = x_dim, x_dim, std, min_std, bounded
         self.param_dim = x_dim if std is not None else 2 * x_dim
 
     def features(self, x: Tensor, dtype: torch.dtype) -> Tensor:
@@ -116,22 +117,83 @@ class Gaussian(Likelihood):
 
     def _mean_std(self, params: Tensor) -> tuple[Tensor, Tensor]:
         if self.std is not None:
-            return torch.sigmoid(params), torch.full_like(params, self.std)
-        mean, raw_std = params.chunk(2, dim=-1)
-        return torch.sigmoid(mean), F.softplus(raw_std) + self.min_std
+            mean, std = params, torch.full_like(params, self.std)
+        else:
+            mean, raw_std = params.chunk(2, dim=-1)
+            std = F.softplus(raw_std) + self.min_std
+        return (torch.sigmoid(mean) if self.bounded else mean), std
 
     def nll(self, params: Tensor, x: Tensor) -> Tensor:
         mean, std = self._mean_std(params)
-        z = (x.to(params.dtype) - mean) / std
-        return (0.5 * z.pow(2) + std.log() + 0.5 * math.log(2 * math.pi)).sum(-1)
+        return -normal_log_density(x.to(params.dtype), mean, std).sum(-1)
 
     def sample(self, params: Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
         mean, std = self._mean_std(params)
         noise = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
-        return (mean + temperature * std * noise).clamp(0, 1)
+        x = mean + temperature * std * noise
+        return x.clamp(0, 1) if self.bounded else x
 
     def mean(self, params: Tensor) -> Tensor:
         return self._mean_std(params)[0]
+
+
+class GaussianMixture(Likelihood):
+    """p(x_t) = sum_k pi_k prod_d N(x_td; mean_kd, std_kd^2): a mixture of `components` diagonal Gaussians, the
+    paper's GMM output. The decoder gives, per step, K mixture logits, K means and K raw stds of width x_dim
+    (std = softplus + `min_std`). Sampling draws a component, then from its Gaussian; a temperature T divides
+    the logits and multiplies the stds (T -> 0: the most likely component's mean)."""
+
+    def __init__(self, x_dim: int, components: int = 5, min_std: float = 1e-3) -> None:
+        super().__init__()
+        check_width(x_dim)
+        if isinstance(components, bool) or not isinstance(components, int) or components < 1:
+            raise ValueError(f"model.likelihood.components must be a whole number >= 1, got {components!r}")
+        check_min_std(min_std)
+        self.remember_config(x_dim=x_dim, components=components, min_std=min_std)
+        self.x_dim, self.in_dim, self.components, self.min_std = x_dim, x_dim, components, min_std
+        self.param_dim = components * (1 + 2 * x_dim)
+
+    def features(self, x: Tensor, dtype: torch.dtype) -> Tensor:
+        return x.to(dtype)
+
+    def _split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(..., param_dim) -> logits (..., K), means (..., K, D), stds (..., K, D)."""
+        k, d = self.components, self.x_dim
+        logits, means, raw_stds = params.split([k, k * d, k * d], -1)
+        shape = (*params.shape[:-1], k, d)
+        return logits, means.reshape(shape), F.softplus(raw_stds.reshape(shape)) + self.min_std
+
+    def nll(self, params: Tensor, x: Tensor) -> Tensor:
+        logits, means, stds = self._split(params)
+        per_component = normal_log_density(x.to(params.dtype).unsqueeze(-2), means, stds).sum(-1)  # (B, T, K)
+        return -torch.logsumexp(F.log_softmax(logits, -1) + per_component, -1)
+
+    def sample(self, params: Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+        logits, means, stds = self._split(params)  # (B, K), (B, K, D), (B, K, D)
+        if temperature <= 0:
+            component = logits.argmax(-1)
+        else:
+            probs = F.softmax(logits.float() / temperature, -1)
+            component = torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
+        index = component.view(-1, 1, 1).expand(-1, 1, self.x_dim)
+        mean, std = means.gather(1, index).squeeze(1), stds.gather(1, index).squeeze(1)  # (B, D)
+        noise = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
+        return mean + max(temperature, 0.0) * std * noise
+
+    def mean(self, params: Tensor) -> Tensor:
+        logits, means, _ = self._split(params)
+        return (F.softmax(logits, -1).unsqueeze(-1) * means).sum(-2)
+
+
+def normal_log_density(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """log N(x; mean, std^2), element-wise."""
+    z = (x - mean) / std
+    return -0.5 * z.pow(2) - std.log() - 0.5 * math.log(2 * math.pi)
+
+
+def check_min_std(min_std: float) -> None:
+    if not min_std > 0:
+        raise ValueError(f"model.likelihood.min_std must be > 0 so no std reaches zero, got {min_std!r}")
 
 
 def check_width(x_dim: int) -> None:
