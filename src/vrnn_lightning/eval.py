@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
+from vrnn_lightning.data.base import figure_value
 from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_errors
 from vrnn_lightning.launch.config_checks import check_config
 from vrnn_lightning.models import SequenceModel
@@ -55,7 +56,7 @@ def bound_metrics(kind: str, total: float, steps: int, sequences: int, metadata:
     per = {"step": total / steps, "sequence": total / sequences}
     metrics = {f"{kind}_nats_per_{unit}": per["step"], f"{kind}_nats_per_sequence": per["sequence"]}
     for name, figure in metadata["figures"].items():
-        metrics[f"{kind}_{name}"] = per[figure["per"]] * figure["scale"]
+        metrics[f"{kind}_{name}"] = figure_value(figure, per["step"], per["sequence"], steps / sequences)
     return metrics
 
 

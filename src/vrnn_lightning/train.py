@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig
 
+from vrnn_lightning.data.base import figure_value
 from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_errors
 from vrnn_lightning.launch.config_checks import check_config
 from vrnn_lightning.launch.console import quiet_library_noise, route_lightning_logs_to_hydra
@@ -78,7 +79,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics["best_val_loss"] = float(checkpoint_callback.best_model_score)
         for name, figure in datamodule.metadata["figures"].items():  # e.g. best_val_bpc, an Optuna objective
             if figure["per"] == "step":
-                metrics[f"best_val_{name}"] = metrics["best_val_loss"] * figure["scale"]
+                metrics[f"best_val_{name}"] = figure_value(figure, metrics["best_val_loss"], None, None)
     if cfg.get("test"):
         best = checkpoint_callback.best_model_path if checkpoint_callback else ""
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None)

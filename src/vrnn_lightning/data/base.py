@@ -26,11 +26,21 @@ def full_batch(x: Tensor) -> Batch:
     return Batch(x, torch.ones(x.shape[:2]))
 
 
-def figure(per: str, scale: float) -> dict[str, Any]:
-    """A figure in the data's own units: the bound per "step" or per "sequence", times `scale`."""
+def figure(per: str, scale: float, offset: float = 0.0) -> dict[str, Any]:
+    """A figure in the data's own units: (the bound per "step" or per "sequence" + `offset` nats for every real
+    step in it) times `scale`. The offset carries a normalisation's log-Jacobian: data divided by std_d scores
+    sum_d log std_d nats per step more in its own units."""
     if per not in ("step", "sequence"):
         raise ValueError(f"a figure is per 'step' or per 'sequence', not {per!r}")
-    return {"per": per, "scale": scale}
+    return {"per": per, "scale": scale, "offset": offset}
+
+
+def figure_value(figure: dict[str, Any], nats_per_step: Any, nats_per_sequence: Any, steps_per_sequence: Any) -> Any:
+    """A figure's value from the bound per step and per sequence (floats or tensors)."""
+    offset = figure.get("offset", 0.0)  # checkpoints from before offsets lack it
+    if figure["per"] == "step":
+        return (nats_per_step + offset) * figure["scale"]
+    return (nats_per_sequence + offset * steps_per_sequence) * figure["scale"]
 
 
 @dataclass

@@ -11,7 +11,6 @@ convention, higher is better).
 """
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,10 +18,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from vrnn_lightning.data.base import Batch, SampleRequest, SequenceDataModule, figure
+from vrnn_lightning.data.base import SampleRequest, SequenceDataModule, figure
 from vrnn_lightning.data.downloads import verified_file
 from vrnn_lightning.data.images import picture_grids, write_png
-from vrnn_lightning.data.resumable import EpochDraws, ResumableLoader
+from vrnn_lightning.data.resumable import ResumableLoader
+from vrnn_lightning.data.variable_length import RandomCrops, by_length
 from vrnn_lightning.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -61,56 +61,6 @@ def read_pieces(path: Path) -> dict[str, list[Tensor]]:
                 raise ConfigError(f"{path}: {key} piece {i} is not binary (values other than 0 and 1)")
         pieces[split] = [roll.float() for roll in rolls]
     return pieces
-
-
-def pad(pieces: list[Tensor]) -> Batch:
-    """Pieces (T_i, 88) -> Batch(x (B, T_max, 88) zero-padded at the end, mask (B, T_max))."""
-    longest = max(len(p) for p in pieces)
-    x = torch.zeros(len(pieces), longest, KEYS)
-    mask = torch.zeros(len(pieces), longest)
-    for i, piece in enumerate(pieces):
-        x[i, : len(piece)] = piece
-        mask[i, : len(piece)] = 1
-    return Batch(x, mask)
-
-
-def by_length(pieces: list[Tensor], batch_size: int) -> list[Batch]:
-    """Every piece once, whole, in batches of similar lengths (sorted), so padding stays small."""
-    ordered = sorted(pieces, key=len)
-    return [pad(ordered[i : i + batch_size]) for i in range(0, len(ordered), batch_size)]
-
-
-class RandomCrops(EpochDraws):
-    """Batches of random crops: pieces drawn at random, each cropped at a random offset to at most `max_len`."""
-
-    def __init__(
-        self,
-        pieces: list[Tensor],
-        max_len: int,
-        batch_size: int,
-        num_batches: int,
-        seed: int,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
-        super().__init__(seed, batch_size, rank, world_size)
-        self.pieces, self.max_len, self.num_batches = pieces, max_len, num_batches
-        self.lengths = torch.tensor([len(p) for p in pieces])
-
-    def __len__(self) -> int:
-        return self.num_batches
-
-    def draws(self, generator: torch.Generator) -> Iterator[Batch]:
-        for _ in range(self.num_batches):
-            chosen = torch.randint(len(self.pieces), (self.global_batch,), generator=generator)
-            lengths = self.lengths[chosen].clamp(max=self.max_len)
-            room = self.lengths[chosen] - lengths + 1
-            starts = (torch.rand(len(chosen), generator=generator) * room).long()
-            crops = [
-                self.pieces[i][s : s + n]
-                for i, s, n in zip(chosen.tolist(), starts.tolist(), lengths.tolist(), strict=True)
-            ]
-            yield pad(crops[self.own])
 
 
 class PolyphonicDataModule(SequenceDataModule):

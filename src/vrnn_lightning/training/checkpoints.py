@@ -49,10 +49,23 @@ def datamodule_class(checkpoint: dict[str, Any]) -> type[SequenceDataModule]:
     return locate(checkpoint["datamodule_class"])
 
 
+def accepted_options(data_class: type) -> list[str]:
+    """A data module's settings: its constructor's named arguments, and its bases' where it passes **options on."""
+    accepted: list[str] = []
+    for cls in data_class.__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        accepted += [p.name for p in parameters if p.name != "self" and p.kind is not p.VAR_KEYWORD]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return accepted
+
+
 def datamodule_from_checkpoint(checkpoint: dict[str, Any], **overrides: Any) -> SequenceDataModule:
     """The data module the checkpoint was trained with, its settings updated by `overrides` (e.g. root=...)."""
     data_class = datamodule_class(checkpoint)
-    accepted = inspect.signature(data_class).parameters
+    accepted = accepted_options(data_class)
     foreign = sorted(set(overrides) - set(accepted))
     if foreign:
         raise ConfigError(

@@ -18,7 +18,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from vrnn_lightning.data.base import Batch
+from vrnn_lightning.data.base import Batch, figure_value
 from vrnn_lightning.models import SequenceModel, SequenceOutput
 from vrnn_lightning.training.schedules import kl_weight, warmup_cosine
 
@@ -105,9 +105,8 @@ class SequenceModule(L.LightningModule):
         bound_per_sequence = (out.recon.sum() + out.kl.sum()) / sequences
         self.log(f"{stage}/loss_per_sequence", bound_per_sequence, **per_sequence)
         for name, figure in self.hparams.data_metadata.get("figures", {}).items():
-            per_sequence_figure = figure["per"] == "sequence"
-            value = (bound_per_sequence if per_sequence_figure else recon + kl) * figure["scale"]
-            self.log(f"{stage}/{name}", value, **(per_sequence if per_sequence_figure else per_step))
+            value = figure_value(figure, recon + kl, bound_per_sequence, steps / sequences)
+            self.log(f"{stage}/{name}", value, **(per_sequence if figure["per"] == "sequence" else per_step))
         if on_step:
             self.log("train/beta", self.beta(), on_step=True, on_epoch=False)
         return loss, out
