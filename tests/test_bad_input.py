@@ -9,10 +9,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from tests.helpers.runs import FIXTURE, TINY, TINY_MNIST, run_main
+from tests.helpers.runs import FIXTURE, TINY, TINY_MNIST, TINY_MODEL, run_main
+from vrnn_lightning.data.arrays import save_npz
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the real entry points
 
@@ -45,6 +47,33 @@ def corrupt_mnist(folder: Path, ckpt: Path) -> list[str]:
 def output_under_a_file(folder: Path, ckpt: Path) -> list[str]:
     (folder / "a_file").write_text("not a folder")
     return ["train", *TINY, f"hydra.run.dir={folder / 'a_file' / 'run'}"]
+
+
+def arrays_file(content: bytes, name: str) -> Inputs:
+    def make(folder: Path, ckpt: Path) -> list[str]:
+        (folder / name).write_bytes(content)
+        return ["train", *TINY_MODEL, "data=arrays", f"data.path={folder / name}"]
+
+    return make
+
+
+def arrays_with_nan(folder: Path, ckpt: Path) -> list[str]:
+    sequences = [np.ones((4, 2)), np.ones((5, 2)), np.ones((6, 2))]
+    sequences[1][2, 0] = np.nan
+    save_npz(folder / "nan.npz", {"train": sequences})
+    return ["train", *TINY_MODEL, "data=arrays", f"data.path={folder / 'nan.npz'}"]
+
+
+def ts_pair(folder: Path, name: str) -> list[str]:
+    for split in ("TRAIN", "TEST"):
+        (folder / f"{name}_{split}.ts").write_text("@problemName Good\n@data\n" + "1,2,3:3,4,5\n" * 12)
+    return ["train", *TINY_MODEL, "data=uea", f"data.name={name}", f"data.root={folder}"]
+
+
+def ts_with_a_bad_header(folder: Path, ckpt: Path) -> list[str]:
+    (folder / "Bad_TRAIN.ts").write_text("@problemName Bad\ndimensions 2\n@data\n1,2:3,4\n")
+    (folder / "Bad_TEST.ts").write_text("@problemName Bad\n@data\n1,2:3,4\n")
+    return ["train", *TINY_MODEL, "data=uea", "data.name=Bad", f"data.root={folder}"]
 
 
 CASES: dict[str, tuple[Inputs, list[str]]] = {
@@ -122,6 +151,16 @@ CASES: dict[str, tuple[Inputs, list[str]]] = {
         ["model=transformer", "rnn, vrnn"],
     ),
     "unwritable output folder": (output_under_a_file, ["cannot use", "as the output folder", "hydra.run.dir"]),
+    "arrays not in .npz or .npy": (arrays_file(b"1,2,3\n", "seq.csv"), ["not a .npz file or a folder of .npy"]),
+    "arrays holding NaN": (arrays_with_nan, ["train split: sequence 1 holds nan at step 2, dim 0"]),
+    "mixture of 0 components": (
+        lambda f, c: [*ts_pair(f, "Good"), "model.likelihood.components=0"],
+        ["model.likelihood.components must be a whole number >= 1, got 0"],
+    ),
+    ".ts header that does not parse": (
+        ts_with_a_bad_header,
+        ["Bad_TRAIN.ts, line 2: 'dimensions 2'", "neither a header"],
+    ),
 }
 if not torch.cuda.is_available():
     CASES["trainer=gpu without CUDA"] = (

@@ -113,7 +113,7 @@ def test_one_component_mixture_is_the_gaussian_head():
 def test_mixture_samples_have_the_mixture_moments_and_temperature_sharpens_them():
     head = GaussianMixture(1, components=2, min_std=1e-6)
     # weights 0.25 / 0.75, means -2 / +2, stds 0.5 / 1.0 (softplus inverted)
-    raw = lambda s: math.log(math.expm1(s))  # noqa: E731
+    raw = lambda s: math.log(math.expm1(s))
     params = torch.tensor([[math.log(0.25), math.log(0.75), -2.0, 2.0, raw(0.5), raw(1.0)]]).repeat(40000, 1)
     draws = head.sample(params, generator=torch.Generator().manual_seed(0)).squeeze(-1)
     mean = 0.25 * -2 + 0.75 * 2
