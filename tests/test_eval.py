@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.helpers.runs import TINY_TRAINER, run_main
-from vrnn_lightning.eval import iw_log_likelihood
+from vrnn_lightning.eval import carried_state_metrics, iw_log_likelihood
 from vrnn_lightning.models import VRNN, Categorical
 
 pytestmark = pytest.mark.slow  # end-to-end runs, and statistics over hundreds of draws
@@ -114,3 +114,45 @@ def test_eval_of_the_rnn_baseline_reports_zero_kl_and_an_exact_nll(tmp_path):
     assert metrics["elbo_bound_nats_per_char"] == pytest.approx(metrics["recon_nats_per_char"])
     assert metrics["iw_bound_nats_per_char"] == pytest.approx(metrics["recon_nats_per_char"], rel=1e-6)
     assert "active_units" not in metrics
+
+
+def cycle_streams(model_batch, count: int = 4, length: int = 48, window: int = 12) -> list:
+    from vrnn_lightning.data.base import full_batch
+
+    rows = model_batch(count * (length // 12)).reshape(count, length)  # noisy cycles laid end to end
+    return [full_batch(rows[:, i : i + window]) for i in range(0, length, window)]
+
+
+@torch.no_grad()
+def test_carried_state_particle_bound_is_tighter_than_the_carried_elbo(trained_vrnn):
+    model, _ = trained_vrnn
+    torch.manual_seed(1)
+    batch = lambda n: torch.stack([torch.arange(12) % 5 for _ in range(n)])
+    streams = cycle_streams(batch)
+    metadata = {"step_unit": "char", "figures": {}}
+    runs = [carried_state_metrics(model, streams, 32, metadata) for _ in range(10)]
+    elbo = sum(r["carried_elbo_bound_nats_per_char"] for r in runs) / 10
+    iw = sum(r["carried_iw_bound_nats_per_char"] for r in runs) / 10
+    assert runs[0]["carried_steps"] == 4 * 48 and runs[0]["carried_streams"] == 4
+    assert iw < elbo
+
+
+def test_eval_on_nanogpts_heldout_split_with_the_state_carried(tiny_run, tmp_path):
+    _, run_dir = tiny_run
+    out_dir = tmp_path / "eval"
+    result = run_eval(
+        f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+        "split=heldout",
+        "eval.stateful=true",
+        "eval.streams=8",
+        "eval.iw_samples=2",
+        f"hydra.run.dir={out_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    heldout = 1_115_394 - int(1_115_394 * 0.9)  # the text after the training split: validation and test
+    assert metrics["split"] == "heldout" and metrics["steps"] == heldout
+    assert metrics["carried_steps"] == 8 * (heldout // 8) and metrics["carried_streams"] == 8
+    assert math.isfinite(metrics["carried_elbo_bound_bpc"]) and math.isfinite(metrics["carried_iw_bound_bpc"])
+    assert metrics["carried_elbo_bound_bpc"] == pytest.approx(metrics["carried_elbo_bound_nats_per_char"] / math.log(2))

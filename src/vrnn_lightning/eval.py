@@ -3,7 +3,9 @@
 On the checkpoint's own test data (its data settings, overridable with data.*=): the ELBO and its KL and
 reconstruction parts; the bound per step, per sequence and in the data's own figures (bits per character for
 text); with eval.iw_samples=K the importance-weighted bound (K trajectories from the filtering posterior,
-log-mean-exp of their weights), which is tighter; KL per latent dimension and active units. Writes metrics.json.
+log-mean-exp of their weights), which is tighter; KL per latent dimension and active units. With
+eval.stateful=true (text), also the bounds with the recurrent state carried along eval.streams contiguous streams
+(`carried_*`; see `carried_state_metrics`); split=heldout is the text's whole last 10%. Writes metrics.json.
 """
 
 import json
@@ -21,6 +23,7 @@ from vrnn_lightning.data.base import figure_value
 from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_errors
 from vrnn_lightning.launch.config_checks import check_config
 from vrnn_lightning.models import SequenceModel
+from vrnn_lightning.models.base import select_state
 from vrnn_lightning.training.checkpoints import datamodule_from_checkpoint, load_module, read_checkpoint
 from vrnn_lightning.training.metrics import LatentUsage
 
@@ -71,8 +74,9 @@ def evaluate(cfg: DictConfig) -> dict:
     module = load_module(checkpoint)
     model, metadata = module.model.to(device).eval(), module.hparams.data_metadata
     datamodule = datamodule_from_checkpoint(checkpoint, **data_overrides(cfg))
-    datamodule.setup(cfg.split)
-    loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
+    datamodule.setup("test")
+    loader = datamodule.eval_dataloader(cfg.split)
+    streams = datamodule.streams(cfg.split, cfg.eval.streams, window_length(loader)) if cfg.eval.stateful else None
 
     recon = kl = iw = 0.0
     steps = sequences = 0
@@ -107,8 +111,54 @@ def evaluate(cfg: DictConfig) -> dict:
         metrics["active_units"] = int(latents["active_units"])
         metrics["latent_dims"] = model.latent_dim
         metrics["kl_per_dim"] = [round(v, 6) for v in latents["kl_per_dim"].tolist()]
+    if streams is not None:
+        metrics.update(carried_state_metrics(model, streams, iw_samples, metadata))
     if datamodule.note:
         metrics["note"] = datamodule.note
+    return metrics
+
+
+def window_length(loader: Any) -> int:
+    """The length of the split's evaluation windows (its first batch's), the length streams are read in."""
+    return next(iter(loader)).x.shape[1]
+
+
+def carried_state_metrics(
+    model: SequenceModel, streams: list[Any], iw_samples: int | None, metadata: dict[str, Any]
+) -> dict[str, Any]:
+    """The bound with the state carried from window to window along each stream (`carried_*` metrics).
+
+    The ELBO: one trajectory z ~ q along the whole stream, so the sum over windows is a one-sample estimate of
+    the stream's ELBO, a bound on log p(stream) in expectation. With K = `iw_samples`, K trajectories per stream
+    are resampled at every window boundary in proportion to their window's weights: a particle filter with q
+    as its proposal, whose log evidence estimate, the sum over windows of log-mean-exp of the weights, is a
+    bound on log p(stream) in expectation too (Maddison et al. 2017, FIVO); K = 1 is the ELBO again.
+    """
+    device = model.device
+    state = particles = None
+    recon = kl = iw = 0.0
+    steps = 0
+    for batch in streams:
+        x, mask = batch.x.to(device), batch.mask.to(device)
+        out = model(x, mask, state=state)
+        state = out.state
+        recon += out.recon.sum().item()
+        kl += out.kl.sum().item()
+        steps += int(mask.sum().item())
+        if iw_samples and model.latent_dim:
+            k = iw_samples
+            repeated = model(x.repeat_interleave(k, 0), mask.repeat_interleave(k, 0), state=particles)
+            weights = repeated.log_weight().view(len(x), k).double()  # (streams, K)
+            iw -= (torch.logsumexp(weights, 1) - math.log(k)).sum().item()
+            chosen = torch.multinomial(torch.softmax(weights, 1).float(), k, replacement=True)  # (streams, K)
+            rows = (chosen + k * torch.arange(len(x), device=device).unsqueeze(1)).flatten()
+            particles = select_state(repeated.state, rows)
+    sequences = len(streams[0].x)
+    metrics: dict[str, Any] = {"carried_streams": sequences, "carried_steps": steps}
+    metrics.update(bound_metrics("carried_elbo_bound", recon + kl, steps, sequences, metadata))
+    if iw_samples and model.latent_dim:
+        metrics["carried_iw_samples"] = iw_samples
+        metrics.update(bound_metrics("carried_iw_bound", iw, steps, sequences, metadata))
     return metrics
 
 

@@ -83,7 +83,7 @@ def test_data_module_serves_masked_batches(fixture_module):
     assert len(train) == 4 and all(b.x.shape[1] <= 32 and b.x.shape[-1] == KEYS for b in train)
     test_steps = sum(int(b.mask.sum()) for b in dm.test_dataloader())
     assert test_steps == sum(LENGTHS["testdata"])
-    assert dm.metadata["figures"]["ll"] == {"per": "step", "scale": -1.0}
+    assert dm.metadata["figures"]["ll"] == {"per": "step", "scale": -1.0, "offset": 0.0}
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,8 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from vrnn_lightning.errors import ConfigError
+
 
 class Batch(NamedTuple):
     x: Tensor  # (B, T, ...)
@@ -62,9 +64,30 @@ class SequenceDataModule(L.LightningDataModule):
     figures: ClassVar[dict[str, dict[str, Any]]] = {}  # name -> figure(per, scale), logged as */<name>
     note: str | None = None  # a caveat that goes with every figure measured on this data, once set up
 
+    eval_splits: ClassVar[tuple[str, ...]] = ("val", "test")  # what `eval split=...` may name
+
     @property
     def x_dim(self) -> int:
         raise NotImplementedError
+
+    def check_split(self, split: str) -> None:
+        if split not in self.eval_splits:
+            raise ConfigError(
+                f"split={split} is not a split of {type(self).__name__}; choose one of {', '.join(self.eval_splits)}"
+            )
+
+    def eval_dataloader(self, split: str) -> Any:
+        """The batches of an evaluation split, each sequence read from the zero state."""
+        self.check_split(split)
+        return self.test_dataloader() if split == "test" else self.val_dataloader()
+
+    def streams(self, split: str, count: int, window: int) -> list[Batch]:
+        """An evaluation split as `count` contiguous streams read `window` steps at a time: batches (count,
+        <= window) in reading order, each continuing the last, for evaluation with the state carried."""
+        raise ConfigError(
+            f"{type(self).__name__} has no contiguous streams to carry a state along; eval.stateful=true "
+            "applies to one long sequence such as text (data=shakespeare)"
+        )
 
     @property
     def metadata(self) -> dict[str, Any]:

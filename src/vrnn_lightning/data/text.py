@@ -135,6 +135,7 @@ class CharDataModule(SequenceDataModule):
     """Character windows from a text corpus; `vocab` and `x_dim` are ready after construction."""
 
     step_unit = "char"
+    eval_splits = ("val", "test", "heldout")
     # the bound in bits per character
     figures: ClassVar[dict[str, dict[str, Any]]] = {"bpc": figure("step", 1 / math.log(2))}
 
@@ -205,6 +206,29 @@ class CharDataModule(SequenceDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader(self.test_ids)
+
+    def split_ids(self, split: str) -> Tensor:
+        """ "heldout" is the whole text after the training split (validation then test): nanoGPT's val split."""
+        ids = {"val": self.val_ids, "test": self.test_ids}
+        return torch.cat([self.val_ids, self.test_ids]) if split == "heldout" else ids[split]
+
+    def eval_dataloader(self, split: str) -> DataLoader:
+        if split == "heldout":
+            return self._eval_loader(self.split_ids(split))
+        return super().eval_dataloader(split)
+
+    def streams(self, split: str, count: int, window: int) -> list[Batch]:
+        """The split cut into `count` equal contiguous streams (the last len % count characters unread),
+        read `window` characters at a time; each batch (count, <= window) continues the one before."""
+        self.check_split(split)
+        ids = self.split_ids(split)
+        per_stream = len(ids) // count
+        if per_stream < 2:
+            raise ConfigError(
+                f"the {split} split holds {len(ids)} characters, too few for eval.streams={count}; use fewer streams"
+            )
+        rows = ids[: count * per_stream].view(count, per_stream)  # (count, per_stream)
+        return [full_batch(rows[:, i : i + window]) for i in range(0, per_stream, window)]
 
     def _eval_loader(self, ids: Tensor) -> DataLoader:
         batches = sequential_windows(ids, self.seq_len, self.eval_batch_size)

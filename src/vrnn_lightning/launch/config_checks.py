@@ -34,6 +34,7 @@ NON_NEGATIVE: Check = (lambda v: is_number(v) and v >= 0, "a number >= 0")
 FRACTION: Check = (lambda v: is_number(v) and 0 <= v <= 1, "a number from 0 to 1")
 INTEGER: Check = (is_int, "a whole number")
 TEXT: Check = (lambda v: isinstance(v, str), "text (quote it)")
+BOOLEAN: Check = (lambda v: isinstance(v, bool), "true or false")
 
 
 def optional(check: Check) -> Check:
@@ -113,9 +114,11 @@ TRAIN: dict[str, Check] = {
 }
 EVAL: dict[str, Check] = {
     "seed": INTEGER,
-    "split": one_of("test", "val"),
+    "split": one_of("test", "val", "heldout"),
     "device": one_of("auto", "cpu", "cuda"),
     "eval.iw_samples": optional(POSITIVE_INT),
+    "eval.stateful": BOOLEAN,
+    "eval.streams": POSITIVE_INT,
     "eval.iw_chunk": POSITIVE_INT,
     "ckpt_path": TEXT,
 }

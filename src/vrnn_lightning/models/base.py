@@ -22,7 +22,8 @@ from vrnn_lightning.models.likelihoods import Likelihood
 class SequenceOutput:
     """A teacher-forced pass. `recon` and `kl` (B, T) are per-step nats, zero where `mask` is 0; `x_params`
     (B, T, param_dim) are the decoder's outputs; a model with latents adds the posterior and prior Gaussians
-    and the sampled trajectory z, each (B, T, latent_dim)."""
+    and the sampled trajectory z, each (B, T, latent_dim). `state` is the recurrent state after the last step
+    (after padding too: carry it on only from batches without padding), for the next window of a stream."""
 
     recon: Tensor
     kl: Tensor
@@ -31,6 +32,7 @@ class SequenceOutput:
     posterior: DiagonalGaussian | None = None
     prior: DiagonalGaussian | None = None
     z: Tensor | None = None
+    state: Any = None
 
     def log_weight(self) -> Tensor:
         """log p(x, z) - log q(z | x) of each sequence (B,) at the sampled trajectory z: an importance weight.
@@ -42,6 +44,16 @@ class SequenceOutput:
             return -self.recon.sum(1)
         log_ratio = self.prior.log_prob(self.z) - self.posterior.log_prob(self.z)  # (B, T)
         return (-self.recon + torch.where(self.mask.bool(), log_ratio, 0.0)).sum(1)
+
+
+def select_state(state: Any, index: Tensor) -> Any:
+    """The rows `index` of a recurrent state: a (B, ...) tensor or a tuple of them (an LSTM's (h, c))."""
+    return state[index] if isinstance(state, Tensor) else tuple(s[index] for s in state)
+
+
+def detach_state(state: Any) -> Any:
+    """A state cut from the graph that made it: truncated backpropagation through time stops here."""
+    return state.detach() if isinstance(state, Tensor) else tuple(s.detach() for s in state)
 
 
 def full_mask(x: Tensor) -> Tensor:
@@ -63,9 +75,12 @@ class SequenceModel(nn.Module, ABC):
     config: dict[str, Any]  # `build(config)` makes an untrained copy
 
     @abstractmethod
-    def forward(self, x: Tensor, mask: Tensor | None = None, noise: Tensor | None = None) -> SequenceOutput:
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, noise: Tensor | None = None, state: Any = None
+    ) -> SequenceOutput:
         """Teacher-forced pass over x (B, T, ...); `mask` (B, T) defaults to all steps real; `noise`
-        (B, T, latent_dim) fixes the reparameterisation draws of a model with latents."""
+        (B, T, latent_dim) fixes the reparameterisation draws of a model with latents; `state` (a previous
+        output's `state`) continues a stream where the last window ended, instead of from the zero state."""
 
     @abstractmethod
     def generate(

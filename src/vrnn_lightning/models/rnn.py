@@ -7,11 +7,23 @@ Its KL is zero and its bound is the exact negative log-likelihood, so `model=rnn
 comparison of Chung et al. on the project's data. The recurrence is torch's fused nn.GRU / nn.LSTM.
 """
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from vrnn_lightning.models.base import SequenceModel, SequenceOutput, check_sizes, full_mask, masked, mlp
 from vrnn_lightning.models.likelihoods import Likelihood
+
+
+def to_torch_layout(state: Any) -> Any:
+    """Batch-first (B, H) state(s) -> nn.GRU / nn.LSTM's (1, B, H)."""
+    return state.unsqueeze(0).contiguous() if isinstance(state, Tensor) else tuple(to_torch_layout(s) for s in state)
+
+
+def to_batch_first(state: Any) -> Any:
+    """nn.GRU / nn.LSTM's (1, B, H) state(s) -> (B, H); an LSTM's (h, c) stays a tuple."""
+    return state[0] if isinstance(state, Tensor) else tuple(s[0] for s in state)
 
 
 class RNN(SequenceModel):
@@ -38,15 +50,23 @@ class RNN(SequenceModel):
         self.decoder = nn.Sequential(mlp(h_dim, hidden_dim, mlp_layers), nn.Linear(hidden_dim, likelihood.param_dim))
         self.rnn = (nn.GRU if rnn == "gru" else nn.LSTM)(x_feat_dim, h_dim, batch_first=True)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, noise: Tensor | None = None) -> SequenceOutput:
-        """Teacher-forced pass; `noise` is accepted for the contract's sake and unused (nothing is sampled)."""
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, noise: Tensor | None = None, state: Any = None
+    ) -> SequenceOutput:
+        """Teacher-forced pass; `noise` is accepted for the contract's sake and unused (nothing is sampled).
+        `state` is batch-first: h (B, H), or (h, c) for an LSTM."""
         mask = full_mask(x) if mask is None else mask
         x_feats = self.phi_x(self.likelihood.features(x, self.dtype))  # (B, T, Fx)
-        hiddens, _ = self.rnn(x_feats)  # (B, T, H): h_t
-        h_prev = torch.cat([hiddens.new_zeros(hiddens.shape[0], 1, self.h_dim), hiddens[:, :-1]], 1)  # h_{t-1}
+        torch_state = None if state is None else to_torch_layout(state)  # (1, B, H) as nn.GRU / nn.LSTM take it
+        hiddens, last = self.rnn(x_feats, torch_state)  # (B, T, H): h_t
+        if state is None:
+            h_first = hiddens.new_zeros(hiddens.shape[0], self.h_dim)
+        else:
+            h_first = state if isinstance(state, Tensor) else state[0]
+        h_prev = torch.cat([h_first.unsqueeze(1), hiddens[:, :-1]], 1)  # (B, T, H): h_{t-1}
         x_params = self.decoder(h_prev)
         recon = masked(self.likelihood.nll(x_params, x), mask)
-        return SequenceOutput(recon, torch.zeros_like(recon), mask, x_params)
+        return SequenceOutput(recon, torch.zeros_like(recon), mask, x_params, state=to_batch_first(last))
 
     @torch.no_grad()
     def generate(

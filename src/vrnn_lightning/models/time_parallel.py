@@ -133,8 +133,10 @@ def check_fusable(model: "VRNN") -> None:
             )
 
 
-def time_parallel_forward(model: "VRNN", x: Tensor, mask: Tensor | None, noise: Tensor | None) -> SequenceOutput:
-    """`model(x, mask, noise)`: the teacher-forced pass over x (B, T, ...), see the module's docstring."""
+def time_parallel_forward(
+    model: "VRNN", x: Tensor, mask: Tensor | None, noise: Tensor | None, state: State | None = None
+) -> SequenceOutput:
+    """`model(x, mask, noise, state)`: the teacher-forced pass over x (B, T, ...), see the module's docstring."""
     x_feats = model.phi_x(model.likelihood.features(x, model.dtype))  # (B, T, Fx)
     batch, steps, x_width = x_feats.shape
     mask = full_mask(x) if mask is None else mask
@@ -161,7 +163,7 @@ def time_parallel_forward(model: "VRNN", x: Tensor, mask: Tensor | None, noise: 
     z_gates_weight_t = cell.weight_ih[:, x_width:].t()  # (Fz, G)
     step_fn = compiled_loop_step(model.compile_mode)
 
-    state = model.initial_state(batch)
+    state = model.initial_state(batch) if state is None else state
     hiddens, means, stds, z_feats = [], [], [], []
     for t in range(steps):
         hiddens.append(model.recurrence.hidden(state))
@@ -191,7 +193,7 @@ def time_parallel_forward(model: "VRNN", x: Tensor, mask: Tensor | None, noise: 
     x_params = model.decoder(torch.stack(z_feats, 1), h_prev)  # (B, T, param_dim)
     z = torch.addcmul(posterior.mean, posterior.std, noise)  # the draws the loop made, batched
     recon = masked(model.likelihood.nll(x_params, x), mask)
-    return SequenceOutput(recon, masked(posterior.kl(prior), mask), mask, x_params, posterior, prior, z)
+    return SequenceOutput(recon, masked(posterior.kl(prior), mask), mask, x_params, posterior, prior, z, state)
 
 
 _COMPILED: dict[str, object] = {}

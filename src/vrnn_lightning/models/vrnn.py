@@ -218,9 +218,12 @@ class VRNN(SequenceModel):
         x_feats = self.phi_x(self.likelihood.features(x, self.dtype))
         return self.future(x_feats, full_mask(x) if mask is None else mask)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, noise: Tensor | None = None) -> SequenceOutput:
-        """Teacher-forced pass, time-parallel (`time_parallel.py`); equal to `step` applied at every t."""
-        return time_parallel_forward(self, x, mask, noise)
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, noise: Tensor | None = None, state: State | None = None
+    ) -> SequenceOutput:
+        """Teacher-forced pass, time-parallel (`time_parallel.py`); equal to `step` applied at every t. The
+        state carried out is the one the sampled trajectory z reached."""
+        return time_parallel_forward(self, x, mask, noise, state)
 
     @torch.no_grad()
     def generate(
