@@ -5,6 +5,7 @@ import torch
 
 from vrnn_lightning.data.base import figure, full_batch
 from vrnn_lightning.data.text import Vocabulary, sample_text
+from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.models import VRNN, Categorical
 from vrnn_lightning.training.checkpoints import load_module
 from vrnn_lightning.training.module import SequenceModule
@@ -136,3 +137,30 @@ def test_iwae_objective_is_the_importance_weighted_bound_and_tighter_than_the_el
 def test_bad_objective_options_are_one_line(options, message):
     with pytest.raises(ValueError, match=message):
         small_module(**options)
+
+
+def test_a_continuing_training_batch_starts_from_the_last_windows_state(monkeypatch):
+    module = small_module()
+    capture_logs(module, monkeypatch)
+    stream = torch.randint(0, len(VOCAB), (3, 16))
+    first, second = full_batch(stream[:, :8]), full_batch(stream[:, 8:])._replace(first=False)
+    torch.manual_seed(1)
+    module.training_step(first, 0)
+    carried = module.carried_state
+    assert carried is not None and not carried.requires_grad  # detached: backpropagation stops at the window
+    torch.manual_seed(2)
+    loss = module.training_step(second, 1)
+    torch.manual_seed(2)
+    out = module.model(second.x, second.mask, state=carried)
+    assert loss.item() == pytest.approx(((out.recon.sum() + out.kl.sum()) / 24).item(), rel=1e-6)
+    torch.manual_seed(2)
+    fresh = module.model(second.x, second.mask)
+    assert loss.item() != pytest.approx(((fresh.recon.sum() + fresh.kl.sum()) / 24).item(), rel=1e-6)
+
+
+def test_the_iwae_objective_refuses_a_continuing_batch(monkeypatch):
+    module = small_module(objective="iwae", train_samples=2)
+    capture_logs(module, monkeypatch)
+    batch = full_batch(torch.randint(0, len(VOCAB), (2, 8)))._replace(first=False)
+    with pytest.raises(ConfigError, match="use module.objective=elbo with data.stateful=true"):
+        module.training_step(batch, 0)

@@ -1,8 +1,10 @@
+import itertools
+
 import pytest
 import torch
 
 from vrnn_lightning.data import CharDataModule, Vocabulary, load_corpus
-from vrnn_lightning.data.text import RandomWindows, sequential_windows, split_points
+from vrnn_lightning.data.text import RandomWindows, StreamWindows, sequential_windows, split_points
 from vrnn_lightning.errors import ConfigError
 
 
@@ -93,3 +95,25 @@ def test_ranks_take_disjoint_slices_of_the_single_process_global_batch():
     ranks = [RandomWindows(data, seq_len=16, batch_size=4, num_batches=3, seed=5, rank=r, world_size=2) for r in (0, 1)]
     for whole, first, second in zip(single, *ranks, strict=True):
         assert torch.equal(torch.cat([first.x, second.x]), whole.x)
+
+
+def test_stream_windows_continue_each_stream_and_start_over_after_the_last_window():
+    data = torch.arange(100)
+    windows = StreamWindows(data, seq_len=4, batch_size=3, num_batches=5)  # 3 streams of 33: 8 windows each
+    batches = list(windows) + list(windows)  # two epochs of 5 batches
+    assert [b.first for b in batches] == [True] + [False] * 7 + [True, False]
+    assert torch.equal(batches[0].x[:, 0], torch.tensor([0, 33, 66]))
+    for before, after in itertools.pairwise(batches[:8]):
+        assert torch.equal(after.x[:, 0], before.x[:, -1] + 1)  # every row goes on where it stopped
+    assert torch.equal(batches[8].x, batches[0].x)
+
+
+def test_stream_windows_give_each_rank_its_own_streams_and_refuse_another_layout():
+    data = torch.arange(100)
+    ranks = [next(iter(StreamWindows(data, 4, 2, 3, rank=r, world_size=2))).x[:, 0] for r in (0, 1)]
+    assert torch.equal(torch.cat(ranks), torch.tensor([0, 25, 50, 75]))
+    saved = StreamWindows(data, 4, 2, 3).position()
+    with pytest.raises(ConfigError, match=r"training streams .* are \[3, 4, 33\], its checkpoint's \[2, 4, 50\]"):
+        StreamWindows(data, 4, 3, 3).seek(saved)
+    with pytest.raises(ConfigError, match="shorter than one window of data.seq_len=40"):
+        StreamWindows(data, 40, 3, 3)

@@ -21,6 +21,9 @@ from vrnn_lightning.errors import ConfigError
 class Batch(NamedTuple):
     x: Tensor  # (B, T, ...)
     mask: Tensor  # (B, T) float: 1 for real steps, 0 for padding
+    # False where each row continues the previous batch's row (truncated BPTT over streams): the model may
+    # start from the state the previous batch ended in
+    first: bool = True
 
 
 def full_batch(x: Tensor) -> Batch:

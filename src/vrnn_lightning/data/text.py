@@ -107,6 +107,56 @@ class RandomWindows(EpochDraws):
             yield full_batch(self.data[starts[self.own] + offsets])  # (B, seq_len)
 
 
+class StreamWindows(EpochDraws):
+    """Truncated BPTT: the corpus cut into `batch_size * world_size` contiguous streams, each batch the next
+    `seq_len` characters of every stream (rank r keeps its own streams), on from epoch to epoch; after the last
+    whole window the streams start over from their beginnings, and such a batch says `first=True`."""
+
+    def __init__(
+        self, data: Tensor, seq_len: int, batch_size: int, num_batches: int, rank: int = 0, world_size: int = 1
+    ) -> None:
+        super().__init__(0, batch_size, rank, world_size)
+        self.seq_len, self.num_batches = seq_len, num_batches
+        streams = self.global_batch
+        per_stream = len(data) // streams
+        self.windows = per_stream // seq_len
+        if self.windows < 1:
+            raise ConfigError(
+                f"data.stateful=true cuts {len(data)} training characters into {streams} streams "
+                f"(data.batch_size x devices) of {per_stream}, shorter than one window of data.seq_len={seq_len}; "
+                f"use a smaller data.batch_size or data.seq_len, or a longer text"
+            )
+        self.rows = data[: streams * per_stream].view(streams, per_stream)  # (streams, per_stream)
+
+    @property
+    def layout(self) -> list[int]:
+        """What a resumed run must share with its checkpoint for its streams to continue: streams, window,
+        characters per stream."""
+        return [len(self.rows), self.seq_len, self.rows.shape[1]]
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def draws(self, generator: torch.Generator) -> Iterator[Batch]:
+        for i in range(self.num_batches):
+            window = (self.epoch * self.num_batches + i) % self.windows
+            start = window * self.seq_len
+            yield full_batch(self.rows[self.own, start : start + self.seq_len])._replace(first=window == 0)
+
+    def position(self) -> dict[str, Any]:
+        return {**super().position(), "layout": self.layout}
+
+    def seek(self, position: dict[str, Any]) -> None:
+        saved = position.get("layout")
+        if saved is not None and list(saved) != self.layout:
+            raise ConfigError(
+                f"this run's training streams (streams, window, characters each) are {self.layout}, its "
+                f"checkpoint's {list(saved)}; resume with the same text, data.batch_size, data.seq_len and "
+                "devices, or start a new run (without ckpt_path)"
+            )
+        super().seek(position)
+
+
 def sequential_windows(data: Tensor, seq_len: int, batch_size: int) -> list[Batch]:
     """Non-overlapping windows covering `data` exactly, batched; the remainder forms a last, shorter batch."""
     full = len(data) // seq_len
@@ -147,6 +197,7 @@ class CharDataModule(SequenceDataModule):
         batches_per_epoch: int = 200,
         eval_batch_size: int | None = None,
         seed: int = 0,
+        stateful: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()  # checkpoints carry them, so eval and sample can rebuild this module
@@ -168,6 +219,9 @@ class CharDataModule(SequenceDataModule):
             )
         ids = self.vocab.encode(text)
         self.train_ids, self.val_ids, self.test_ids = ids[:train_end], ids[train_end:val_end], ids[val_end:]
+        self.stateful = stateful
+        if stateful:  # checked here for one process; the loader checks again for the run's devices
+            StreamWindows(self.train_ids, seq_len, batch_size, batches_per_epoch)
 
     @property
     def x_dim(self) -> int:
@@ -196,9 +250,12 @@ class CharDataModule(SequenceDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
-        windows = RandomWindows(
-            self.train_ids, self.seq_len, self.batch_size, self.batches_per_epoch, self.seed, rank, world
-        )
+        if self.stateful:
+            windows = StreamWindows(self.train_ids, self.seq_len, self.batch_size, self.batches_per_epoch, rank, world)
+        else:
+            windows = RandomWindows(
+                self.train_ids, self.seq_len, self.batch_size, self.batches_per_epoch, self.seed, rank, world
+            )
         return ResumableLoader(windows, pin_memory=self._pin_memory())
 
     def val_dataloader(self) -> DataLoader:

@@ -19,7 +19,9 @@ import torch
 from torch import Tensor
 
 from vrnn_lightning.data.base import Batch, figure_value
+from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.models import SequenceModel, SequenceOutput
+from vrnn_lightning.models.base import detach_state
 from vrnn_lightning.training.schedules import kl_weight, warmup_cosine
 
 
@@ -57,6 +59,7 @@ class SequenceModule(L.LightningModule):
         self.save_hyperparameters(ignore=["model", "optimizer"])
         self.model = model
         self.optimizer_factory = optimizer
+        self.carried_state: Any = None  # the state the last training window ended in (data.stateful=true)
 
     def beta(self) -> float:
         return kl_weight(self.global_step, self.hparams.kl_warmup_steps)
@@ -81,10 +84,25 @@ class SequenceModule(L.LightningModule):
         return -bound.sum() / batch.mask.sum(), out
 
     def _shared_step(self, batch: Batch, stage: str) -> tuple[Tensor, SequenceOutput]:
+        continues = stage == "train" and not batch.first  # truncated BPTT: this batch continues the last
         if stage == "train" and self.hparams.objective == "iwae":
+            if continues:
+                raise ConfigError(
+                    "module.objective=iwae draws K trajectories per window and cannot carry one state between "
+                    "windows; use module.objective=elbo with data.stateful=true"
+                )
             loss, out = self.iwae_loss(batch)
         else:
-            out = self.model(batch.x, batch.mask)
+            # Only a continuing batch passes a state: a model of the older contract trains as before otherwise
+            out = (
+                self.model(batch.x, batch.mask, state=self.carried_state)
+                if continues
+                else self.model(batch.x, batch.mask)
+            )
+            if stage == "train":
+                # Carried into the next window, cut from this window's graph. After a resume the first window
+                # starts from the zero state: the streams continue, their states do not.
+                self.carried_state = None if out.state is None else detach_state(out.state)
         steps, sequences = out.mask.sum(), out.mask.shape[0]
         recon, kl = out.recon.sum() / steps, out.kl.sum() / steps
         if stage != "train":
