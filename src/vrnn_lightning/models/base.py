@@ -23,7 +23,8 @@ class SequenceOutput:
     """A teacher-forced pass. `recon` and `kl` (B, T) are per-step nats, zero where `mask` is 0; `x_params`
     (B, T, param_dim) are the decoder's outputs; a model with latents adds the posterior and prior Gaussians
     and the sampled trajectory z, each (B, T, latent_dim). `state` is the recurrent state after the last step
-    (after padding too: carry it on only from batches without padding), for the next window of a stream."""
+    (after padding too: carry it on only from batches without padding), for the next window of a stream.
+    `auxiliary` (B, T) is a per-step training cost outside the bound (Z-forcing's), where the model has one."""
 
     recon: Tensor
     kl: Tensor
@@ -33,6 +34,7 @@ class SequenceOutput:
     prior: DiagonalGaussian | None = None
     z: Tensor | None = None
     state: Any = None
+    auxiliary: Tensor | None = None
 
     def log_weight(self) -> Tensor:
         """log p(x, z) - log q(z | x) of each sequence (B,) at the sampled trajectory z: an importance weight.

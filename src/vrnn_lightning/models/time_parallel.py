@@ -141,7 +141,8 @@ def time_parallel_forward(
     batch, steps, x_width = x_feats.shape
     mask = full_mask(x) if mask is None else mask
     # What the encoder reads besides h_{t-1}: phi_x(x_t), and for a smoothing posterior b_t over x_{t:T}
-    observed = x_feats if model.future is None else torch.cat([x_feats, model.future(x_feats, mask)], -1)
+    future = None if model.future is None else model.future(x_feats, mask)  # (B, T, H): b_t
+    observed = x_feats if future is None else torch.cat([x_feats, future], -1)
     observed_width = observed.shape[-1]
     if noise is None:
         noise = torch.randn(batch, steps, model.latent_dim, device=x_feats.device, dtype=x_feats.dtype)
@@ -193,7 +194,9 @@ def time_parallel_forward(
     x_params = model.decoder(torch.stack(z_feats, 1), h_prev)  # (B, T, param_dim)
     z = torch.addcmul(posterior.mean, posterior.std, noise)  # the draws the loop made, batched
     recon = masked(model.likelihood.nll(x_params, x), mask)
-    return SequenceOutput(recon, masked(posterior.kl(prior), mask), mask, x_params, posterior, prior, z, state)
+    kl = masked(posterior.kl(prior), mask)
+    auxiliary = None if model.future_predictor is None else masked(model.future_predictor(z, future), mask)
+    return SequenceOutput(recon, kl, mask, x_params, posterior, prior, z, state, auxiliary)
 
 
 _COMPILED: dict[str, object] = {}

@@ -72,6 +72,21 @@ class FutureSummary(nn.Module):
         return backward.gather(1, index.expand(-1, -1, backward.shape[-1]))
 
 
+class FuturePredictor(nn.Module):
+    """Z-forcing's auxiliary model (Goyal et al. 2017): p(b_t | z_t) = N(MLP(z_t), I), so that z_t must carry
+    what the backward state b_t knows of x_{t:T}. Its cost, -log p(sg(b_t) | z_t) up to a constant
+    (0.5 ||b_t - MLP(z_t)||^2), is added to the training loss only, weighted by `module.auxiliary_weight`; b_t
+    is a target here (no gradient through it), so the backward GRU cannot shrink it to make the task easy."""
+
+    def __init__(self, z_dim: int, hidden_dim: int, h_dim: int, layers: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(mlp(z_dim, hidden_dim, layers), nn.Linear(hidden_dim, h_dim))
+
+    def forward(self, z: Tensor, future: Tensor) -> Tensor:
+        """(B, T, Z), (B, T, H) -> the per-step cost (B, T)."""
+        return 0.5 * (future.detach() - self.net(z)).pow(2).sum(-1)
+
+
 class Decoder(nn.Module):
     """p(x_t | z_t, h_{t-1}): the likelihood's parameters from an MLP of [phi_z(z_t), h_{t-1}]."""
 
@@ -138,6 +153,7 @@ class VRNN(SequenceModel):
         mlp_layers: int = 2,
         rnn: str = "gru",
         posterior: str = "filtering",
+        future_prediction: bool = False,
         min_std: float = 1e-4,
         compile: bool | str = False,
     ) -> None:
@@ -155,6 +171,11 @@ class VRNN(SequenceModel):
             raise ValueError(f"model.min_std must be > 0 so no std reaches zero, got {min_std!r}")
         if posterior not in ("filtering", "smoothing"):
             raise ValueError(f"model.posterior must be 'filtering' or 'smoothing', got {posterior!r}")
+        if future_prediction and posterior != "smoothing":
+            raise ValueError(
+                "model.future_prediction=true predicts the smoothing posterior's backward state; "
+                "set model.posterior=smoothing too"
+            )
         if not (isinstance(compile, bool) or compile in COMPILE_MODES):
             raise ValueError(f"model.compile must be true, false or one of {', '.join(COMPILE_MODES)}, got {compile!r}")
         self.config = dict(
@@ -163,6 +184,7 @@ class VRNN(SequenceModel):
             **sizes,
             rnn=rnn,
             posterior=posterior,
+            future_prediction=future_prediction,
             min_std=min_std,
             compile=compile,
         )
@@ -173,6 +195,7 @@ class VRNN(SequenceModel):
         self.phi_z = mlp(z_dim, z_feat_dim, mlp_layers)
         self.prior = Prior(h_dim, hidden_dim, z_dim, mlp_layers, min_std)
         self.future = FutureSummary(x_feat_dim, h_dim) if posterior == "smoothing" else None
+        self.future_predictor = FuturePredictor(z_dim, hidden_dim, h_dim, mlp_layers) if future_prediction else None
         observed_dim = x_feat_dim + (h_dim if self.future is not None else 0)
         self.encoder = Encoder(observed_dim, h_dim, hidden_dim, z_dim, mlp_layers, min_std)
         self.decoder = Decoder(z_feat_dim, h_dim, hidden_dim, likelihood.param_dim, mlp_layers)

@@ -4,7 +4,8 @@ Every term is logged per step of the data (its `step_unit`: a character, an imag
 steps only: `*/recon`, `*/kl`, `*/loss`; `*/loss_per_sequence` is the same bound per sequence, and the data's
 own figures (`metadata["figures"]`, e.g. `*/bpc` for text) follow. `train/loss` is the objective being
 optimised (recon + beta * KL, the KL floored per dimension with free bits; or, with `objective=iwae`, the
-importance-weighted bound of `train_samples` trajectories); `val/loss` and `test/loss` are
+importance-weighted bound of `train_samples` trajectories; plus `auxiliary_weight` times a model's auxiliary
+cost, `*/auxiliary`, where it has one); `val/loss` and `test/loss` are
 always the full negative ELBO (beta = 1, no floor), so checkpoints are chosen by the bound. Samples, pictures,
 latent usage and the random state are callbacks (`training/callbacks/`), which read `SequenceOutput`s that
 `validation_step` and `test_step` return.
@@ -41,6 +42,7 @@ class SequenceModule(L.LightningModule):
         free_bits: float = 0.0,
         objective: str = "elbo",
         train_samples: int = 1,
+        auxiliary_weight: float = 1.0,
     ) -> None:
         super().__init__()
         if lr_schedule not in ("constant", "cosine"):
@@ -109,6 +111,9 @@ class SequenceModule(L.LightningModule):
             loss = recon + kl
         elif self.hparams.objective == "elbo":
             loss = recon + self.beta() * self.kl_objective(out)
+        auxiliary = None if out.auxiliary is None else out.auxiliary.sum() / steps  # outside the bound
+        if auxiliary is not None and stage == "train":
+            loss = loss + self.hparams.auxiliary_weight * auxiliary
         on_step = stage == "train"
         # Epoch figures are averages over real steps (over sequences for per-sequence figures), across ranks.
         per_step = dict(
@@ -120,6 +125,8 @@ class SequenceModule(L.LightningModule):
         per_sequence = dict(per_step, batch_size=sequences)
         self.log_dict({f"{stage}/recon": recon, f"{stage}/kl": kl}, **per_step)
         self.log(f"{stage}/loss", loss, prog_bar=True, **per_step)
+        if auxiliary is not None:
+            self.log(f"{stage}/auxiliary", auxiliary, **per_step)
         bound_per_sequence = (out.recon.sum() + out.kl.sum()) / sequences
         self.log(f"{stage}/loss_per_sequence", bound_per_sequence, **per_sequence)
         for name, figure in self.hparams.data_metadata.get("figures", {}).items():
