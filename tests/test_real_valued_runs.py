@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.data.test_real_valued import SHARED, make_splits
 from tests.helpers.runs import TINY_MODEL, TINY_TRAINER, run_main
@@ -33,6 +34,10 @@ def test_arrays_train_with_a_mixture_and_evaluate_in_the_datas_units(arrays_run)
     result, root = arrays_run
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test/ll_per_sequence:" in result.stdout
+    events = next((root / "run" / "tensorboard").rglob("events.out.tfevents.*"))
+    accumulator = EventAccumulator(str(events))
+    accumulator.Reload()
+    assert "sequences" in accumulator.Tags()["images"]  # the line plots of real, reconstructed, sampled
     evaluated = run_main(
         "eval",
         f"ckpt_path={root / 'run/checkpoints/last.ckpt'}",

@@ -7,10 +7,11 @@ import lightning as L
 from vrnn_lightning.data.images import picture_grids
 
 
-class ImageGrids(L.Callback):
-    """Pictures of the first `count` sequences of the first validation batch, drawn in the data's image layout."""
+class FirstValidationBatch(L.Callback):
+    """Keeps the first `count` sequences of each validation's first batch (`first_batch`: a `Batch`), for the
+    pictures drawn when the validation ends."""
 
-    def __init__(self, count: int = 8) -> None:
+    def __init__(self, count: int) -> None:
         self.count = count
         self.first_batch: Any = None
 
@@ -24,12 +25,19 @@ class ImageGrids(L.Callback):
         dataloader_idx: int = 0,
     ) -> None:
         if batch_idx == 0:
-            self.first_batch = batch.x[: self.count]
+            self.first_batch = batch._replace(x=batch.x[: self.count], mask=batch.mask[: self.count])
+
+
+class ImageGrids(FirstValidationBatch):
+    """Pictures of the first `count` sequences of the first validation batch, drawn in the data's image layout."""
+
+    def __init__(self, count: int = 8) -> None:
+        super().__init__(count)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         experiment = getattr(trainer.logger, "experiment", None)
         if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(experiment, "add_image"):
             return
         layout = pl_module.hparams.data_metadata["image_layout"]
-        for name, grid in picture_grids(pl_module.model, self.first_batch, layout).items():
+        for name, grid in picture_grids(pl_module.model, self.first_batch.x, layout).items():
             experiment.add_image(name, grid, trainer.global_step, dataformats="HW")
