@@ -157,6 +157,14 @@ CASES: dict[str, tuple[Inputs, list[str]]] = {
         lambda f, c: [*ts_pair(f, "Good"), "model.likelihood.components=0"],
         ["model.likelihood.components must be a whole number >= 1, got 0"],
     ),
+    "unknown evaluation split": (
+        lambda f, c: ["eval", f"ckpt_path={c}", "split=train"],
+        ["split='train' is not valid", "test, val, heldout"],
+    ),
+    "stateful training on too short a text": (
+        lambda f, c: ["train", *TINY, "data.stateful=true", "data.batch_size=100000"],
+        ["into 100000 streams", "shorter than one window", "smaller data.batch_size"],
+    ),
     ".ts header that does not parse": (
         ts_with_a_bad_header,
         ["Bad_TRAIN.ts, line 2: 'dimensions 2'", "neither a header"],
