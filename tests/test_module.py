@@ -146,7 +146,7 @@ def test_a_continuing_training_batch_starts_from_the_last_windows_state(monkeypa
     first, second = full_batch(stream[:, :8]), full_batch(stream[:, 8:])._replace(first=False)
     torch.manual_seed(1)
     module.training_step(first, 0)
-    carried = module.carried_state
+    carried = module.carried_states["train"]
     assert carried is not None and not carried.requires_grad  # detached: backpropagation stops at the window
     torch.manual_seed(2)
     loss = module.training_step(second, 1)
@@ -164,3 +164,19 @@ def test_the_iwae_objective_refuses_a_continuing_batch(monkeypatch):
     batch = full_batch(torch.randint(0, len(VOCAB), (2, 8)))._replace(first=False)
     with pytest.raises(ConfigError, match="use module.objective=elbo with data.stateful=true"):
         module.training_step(batch, 0)
+
+
+def test_validation_streams_carry_their_own_state_apart_from_training(monkeypatch):
+    module = small_module()
+    capture_logs(module, monkeypatch)
+    stream = torch.randint(0, len(VOCAB), (2, 12))
+    module.training_step(full_batch(stream[:, 6:]), 0)
+    trained_state = module.carried_states["train"]
+    module.validation_step(full_batch(stream[:, :6]), 0)
+    validation_state = module.carried_states["val"]
+    torch.manual_seed(3)
+    out = module.validation_step(full_batch(stream[:, 6:])._replace(first=False), 1)
+    torch.manual_seed(3)
+    expected = module.model(stream[:, 6:], torch.ones(2, 6), state=validation_state)
+    assert torch.allclose(out.recon, expected.recon) and torch.allclose(out.kl, expected.kl)
+    assert module.carried_states["train"] is trained_state  # validation leaves the training streams alone

@@ -198,6 +198,8 @@ class CharDataModule(SequenceDataModule):
         eval_batch_size: int | None = None,
         seed: int = 0,
         stateful: bool = False,
+        stateful_eval: bool = False,
+        eval_streams: int = 16,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()  # checkpoints carry them, so eval and sample can rebuild this module
@@ -219,7 +221,7 @@ class CharDataModule(SequenceDataModule):
             )
         ids = self.vocab.encode(text)
         self.train_ids, self.val_ids, self.test_ids = ids[:train_end], ids[train_end:val_end], ids[val_end:]
-        self.stateful = stateful
+        self.stateful, self.stateful_eval, self.eval_streams = stateful, stateful_eval, eval_streams
         if stateful:  # checked here for one process; the loader checks again for the run's devices
             StreamWindows(self.train_ids, seq_len, batch_size, batches_per_epoch)
 
@@ -259,10 +261,20 @@ class CharDataModule(SequenceDataModule):
         return ResumableLoader(windows, pin_memory=self._pin_memory())
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.val_ids)
+        return self._stream_loader("val") if self.stateful_eval else self._eval_loader(self.val_ids)
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.test_ids)
+        return self._stream_loader("test") if self.stateful_eval else self._eval_loader(self.test_ids)
+
+    def _stream_loader(self, split: str) -> DataLoader:
+        """Validation or test as `eval_streams` streams, the state carried (`data.stateful_eval=true`)."""
+        if self.trainer is not None and self.trainer.world_size > 1:
+            raise ConfigError(
+                "data.stateful_eval=true reads each stream in order on one process, and DDP would deal its "
+                "windows out to the ranks; validate without it under DDP and use eval.stateful=true afterwards"
+            )
+        streams = self.streams(split, self.eval_streams, self.seq_len)
+        return DataLoader(streams, batch_size=None, shuffle=False, pin_memory=self._pin_memory())
 
     def split_ids(self, split: str) -> Tensor:
         """ "heldout" is the whole text after the training split (validation then test): nanoGPT's val split."""
@@ -285,7 +297,7 @@ class CharDataModule(SequenceDataModule):
                 f"the {split} split holds {len(ids)} characters, too few for eval.streams={count}; use fewer streams"
             )
         rows = ids[: count * per_stream].view(count, per_stream)  # (count, per_stream)
-        return [full_batch(rows[:, i : i + window]) for i in range(0, per_stream, window)]
+        return [full_batch(rows[:, i : i + window])._replace(first=i == 0) for i in range(0, per_stream, window)]
 
     def _eval_loader(self, ids: Tensor) -> DataLoader:
         batches = sequential_windows(ids, self.seq_len, self.eval_batch_size)

@@ -61,7 +61,7 @@ class SequenceModule(L.LightningModule):
         self.save_hyperparameters(ignore=["model", "optimizer"])
         self.model = model
         self.optimizer_factory = optimizer
-        self.carried_state: Any = None  # the state the last training window ended in (data.stateful=true)
+        self.carried_states: dict[str, Any] = {}  # stage -> the state its last window ended in (streams)
 
     def beta(self) -> float:
         return kl_weight(self.global_step, self.hparams.kl_warmup_steps)
@@ -86,7 +86,7 @@ class SequenceModule(L.LightningModule):
         return -bound.sum() / batch.mask.sum(), out
 
     def _shared_step(self, batch: Batch, stage: str) -> tuple[Tensor, SequenceOutput]:
-        continues = stage == "train" and not batch.first  # truncated BPTT: this batch continues the last
+        continues = not batch.first  # this batch continues its stage's last one, row by row (streams)
         if stage == "train" and self.hparams.objective == "iwae":
             if continues:
                 raise ConfigError(
@@ -96,15 +96,11 @@ class SequenceModule(L.LightningModule):
             loss, out = self.iwae_loss(batch)
         else:
             # Only a continuing batch passes a state: a model of the older contract trains as before otherwise
-            out = (
-                self.model(batch.x, batch.mask, state=self.carried_state)
-                if continues
-                else self.model(batch.x, batch.mask)
-            )
-            if stage == "train":
-                # Carried into the next window, cut from this window's graph. After a resume the first window
-                # starts from the zero state: the streams continue, their states do not.
-                self.carried_state = None if out.state is None else detach_state(out.state)
+            carried = self.carried_states.get(stage)
+            out = self.model(batch.x, batch.mask, state=carried) if continues else self.model(batch.x, batch.mask)
+            # Carried into the next window, cut from this window's graph (truncated BPTT). After a resume the
+            # first window starts from the zero state: the streams continue, their states do not.
+            self.carried_states[stage] = None if out.state is None else detach_state(out.state)
         steps, sequences = out.mask.sum(), out.mask.shape[0]
         recon, kl = out.recon.sum() / steps, out.kl.sum() / steps
         if stage != "train":
