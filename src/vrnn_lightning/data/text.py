@@ -277,14 +277,15 @@ class CharDataModule(SequenceDataModule):
         return DataLoader(streams, batch_size=None, shuffle=False, pin_memory=self._pin_memory())
 
     def split_ids(self, split: str) -> Tensor:
-        """ "heldout" is the whole text after the training split (validation then test): nanoGPT's val split."""
+        """A split's characters; for "heldout", the whole text after the training split (validation, then
+        test): nanoGPT's validation text."""
         ids = {"val": self.val_ids, "test": self.test_ids}
         return torch.cat([self.val_ids, self.test_ids]) if split == "heldout" else ids[split]
 
     def eval_dataloader(self, split: str) -> DataLoader:
-        if split == "heldout":
-            return self._eval_loader(self.split_ids(split))
-        return super().eval_dataloader(split)
+        """Zero-state windows of the split, whatever `stateful_eval` says (`eval` carries states itself)."""
+        self.check_split(split)
+        return self._eval_loader(self.split_ids(split))
 
     def streams(self, split: str, count: int, window: int) -> list[Batch]:
         """The split cut into `count` equal contiguous streams (the last len % count characters unread),
@@ -294,7 +295,8 @@ class CharDataModule(SequenceDataModule):
         per_stream = len(ids) // count
         if per_stream < 2:
             raise ConfigError(
-                f"the {split} split holds {len(ids)} characters, too few for eval.streams={count}; use fewer streams"
+                f"the {split} split holds {len(ids)} characters, too few for {count} streams; use fewer streams "
+                "(eval.streams, data.eval_streams)"
             )
         rows = ids[: count * per_stream].view(count, per_stream)  # (count, per_stream)
         return [full_batch(rows[:, i : i + window])._replace(first=i == 0) for i in range(0, per_stream, window)]
