@@ -10,8 +10,8 @@ from tests.helpers.runs import TINY, run_main
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the real entry points
 
-STATEFUL = [*TINY, "data.stateful=true", "data.stateful_eval=true", "data.eval_streams=4", "callbacks.progress_bar=null"]
-STATEFUL += ["callbacks.text_samples=null"]
+STATEFUL = [*TINY, "data.stateful=true", "data.stateful_eval=true", "data.eval_streams=4"]
+STATEFUL += ["callbacks.progress_bar=null", "callbacks.text_samples=null"]
 
 
 @pytest.mark.parametrize("model", ["vrnn", "rnn"])
