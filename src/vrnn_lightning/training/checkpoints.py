@@ -35,9 +35,17 @@ def read_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict
     return checkpoint
 
 
+def with_bounded_gaussian(model_config: dict[str, Any]) -> dict[str, Any]:
+    """A Gaussian head saved before `bounded` existed was the bounded one (sigmoid mean, for intensities)."""
+    likelihood = model_config.get("likelihood", {})
+    if likelihood.get("_target_", "").endswith("likelihoods.Gaussian") and "bounded" not in likelihood:
+        return {**model_config, "likelihood": {**likelihood, "bounded": True}}
+    return model_config
+
+
 def load_module(checkpoint: dict[str, Any]) -> SequenceModule:
     """The trained module of a checkpoint read by `read_checkpoint`; no config files needed."""
-    model: SequenceModel = build(checkpoint["model_config"])
+    model: SequenceModel = build(with_bounded_gaussian(checkpoint["model_config"]))
     module = SequenceModule(model=model, optimizer=torch.optim.AdamW, **checkpoint["hyper_parameters"])
     module.load_state_dict(checkpoint["state_dict"])
     return module
