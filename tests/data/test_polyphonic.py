@@ -10,7 +10,8 @@ import scipy.io
 import torch
 
 from vrnn_lightning.data.midi import TICKS_PER_STEP, write_midi
-from vrnn_lightning.data.polyphonic import KEYS, PolyphonicDataModule, RandomCrops, by_length, read_pieces
+from vrnn_lightning.data.polyphonic import KEYS, PolyphonicDataModule, read_pieces
+from vrnn_lightning.data.variable_length import RandomCrops, by_length
 from vrnn_lightning.errors import ConfigError
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "polyphonic"

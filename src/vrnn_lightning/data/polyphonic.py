@@ -16,13 +16,11 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
 
 from vrnn_lightning.data.base import SampleRequest, SequenceDataModule, figure
 from vrnn_lightning.data.downloads import verified_file
 from vrnn_lightning.data.images import picture_grids, write_png
-from vrnn_lightning.data.resumable import ResumableLoader
-from vrnn_lightning.data.variable_length import RandomCrops, by_length
+from vrnn_lightning.data.variable_length import VariableLengthLoaders, by_length
 from vrnn_lightning.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -63,7 +61,7 @@ def read_pieces(path: Path) -> dict[str, list[Tensor]]:
     return pieces
 
 
-class PolyphonicDataModule(SequenceDataModule):
+class PolyphonicDataModule(VariableLengthLoaders, SequenceDataModule):
     """`data=polyphonic data.name=jsb|nottingham|musedata|pianomidi`: 88-key piano rolls, variable length."""
 
     x_dim = KEYS
@@ -114,18 +112,8 @@ class PolyphonicDataModule(SequenceDataModule):
             path = verified_file(self.file, self.root, self.mirrors, self.sha256, "sha256", self.download)
             self.pieces = read_pieces(path)
 
-    def train_dataloader(self) -> DataLoader:
-        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
-        crops = RandomCrops(
-            self.pieces["train"], self.max_len, self.batch_size, self.batches_per_epoch, self.seed, rank, world
-        )
-        return ResumableLoader(crops)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(by_length(self.pieces["val"], self.eval_batch_size), batch_size=None)
-
-    def test_dataloader(self) -> DataLoader:
-        return DataLoader(by_length(self.pieces["test"], self.eval_batch_size), batch_size=None)
+    def split_sequences(self, split: str) -> list[Tensor]:
+        return self.pieces[split]
 
     @classmethod
     def write_samples(

@@ -20,11 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
 
 from vrnn_lightning.data.base import SampleRequest, SequenceDataModule, figure
-from vrnn_lightning.data.resumable import ResumableLoader
-from vrnn_lightning.data.variable_length import RandomCrops, by_length
+from vrnn_lightning.data.variable_length import VariableLengthLoaders
 from vrnn_lightning.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
@@ -66,7 +64,7 @@ def split_off(sequences: list[Tensor], fraction: float, seed: int) -> tuple[list
     )
 
 
-class RealValuedDataModule(SequenceDataModule):
+class RealValuedDataModule(VariableLengthLoaders, SequenceDataModule):
     """Base of `data=arrays` and `data=uea`; subclasses implement `read_splits` and name `source`."""
 
     step_unit = "step"
@@ -155,18 +153,8 @@ class RealValuedDataModule(SequenceDataModule):
             "typical_length": int(np.median([len(s) for s in self.sequences["train"]])),
         }
 
-    def train_dataloader(self) -> DataLoader:
-        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
-        crops = RandomCrops(
-            self.sequences["train"], self.max_len, self.batch_size, self.batches_per_epoch, self.seed, rank, world
-        )
-        return ResumableLoader(crops)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(by_length(self.sequences["val"], self.eval_batch_size), batch_size=None)
-
-    def test_dataloader(self) -> DataLoader:
-        return DataLoader(by_length(self.sequences["test"], self.eval_batch_size), batch_size=None)
+    def split_sequences(self, split: str) -> list[Tensor]:
+        return self.sequences[split]
 
     @classmethod
     def write_samples(

@@ -31,7 +31,7 @@ def read_ts(path: Path) -> tuple[list[np.ndarray], list[str]]:
     """The series of a `.ts` file as (T_i, D) float arrays, and their class labels ("" without labels)."""
     header: dict[str, str] = {}
     series, labels = [], []
-    in_data = False
+    in_data = labelled = False
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
             line = line.strip()
@@ -44,11 +44,12 @@ def read_ts(path: Path) -> tuple[list[np.ndarray], list[str]]:
                 key, _, value = line[1:].partition(" ")
                 if key.lower() == "data":
                     in_data = True
+                    labelled = header.get("classlabel", "false").split()[0].lower() == "true"
                 else:
                     header[key.lower()] = value.strip()
                 continue
             fields = line.split(":")
-            if header.get("classlabel", "false").split()[0].lower() == "true":
+            if labelled:
                 labels.append(fields.pop().strip())
             else:
                 labels.append("")

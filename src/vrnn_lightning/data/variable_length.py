@@ -2,12 +2,14 @@
 for evaluation (sorted by length, so a batch holds similar lengths), random crops for training."""
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader
 
 from vrnn_lightning.data.base import Batch
-from vrnn_lightning.data.resumable import EpochDraws
+from vrnn_lightning.data.resumable import EpochDraws, ResumableLoader
 
 
 def pad(pieces: list[Tensor]) -> Batch:
@@ -58,3 +60,32 @@ class RandomCrops(EpochDraws):
                 for i, s, n in zip(chosen.tolist(), starts.tolist(), lengths.tolist(), strict=True)
             ]
             yield pad(crops[self.own])
+
+
+class VariableLengthLoaders:
+    """The loaders of a data module whose splits are lists of sequences of different lengths: random crops of
+    at most `max_len` steps for training, every sequence whole, by length, for validation and test. Mixed in
+    before `SequenceDataModule`; the module implements `split_sequences` and sets the sizes below."""
+
+    max_len: int
+    batch_size: int
+    batches_per_epoch: int
+    eval_batch_size: int
+    seed: int
+    trainer: Any
+
+    def split_sequences(self, split: str) -> list[Tensor]:
+        raise NotImplementedError
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+        crops = RandomCrops(
+            self.split_sequences("train"), self.max_len, self.batch_size, self.batches_per_epoch, self.seed, rank, world
+        )
+        return ResumableLoader(crops)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(by_length(self.split_sequences("val"), self.eval_batch_size), batch_size=None)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(by_length(self.split_sequences("test"), self.eval_batch_size), batch_size=None)
