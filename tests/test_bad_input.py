@@ -76,6 +76,71 @@ def ts_with_a_bad_header(folder: Path, ckpt: Path) -> list[str]:
     return ["train", *TINY_MODEL, "data=uea", "data.name=Bad", f"data.root={folder}"]
 
 
+MARKER = "PAYLOAD_RAN"  # what a crafted checkpoint's payload would create, were it run
+
+
+class TouchesMarker:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def crafted(change: Callable[[dict, Path], None], main: str = "eval", *extra: str) -> Inputs:
+    """A copy of the good text checkpoint, changed by `change(checkpoint, folder)`, given to `main`."""
+
+    def write(path: Path, good: Path) -> None:
+        checkpoint = torch.load(good, weights_only=True)
+        change(checkpoint, path.parent)
+        torch.save(checkpoint, path)
+
+    def make(folder: Path, ckpt: Path) -> list[str]:
+        return [*checkpoint_file(write, main)(folder, ckpt), *extra]
+
+    return make
+
+
+def with_pickled_payload(checkpoint: dict, folder: Path) -> None:
+    checkpoint["callbacks"]["extra"] = TouchesMarker(folder / MARKER)
+
+
+def with_target(key: str) -> Callable[[dict, Path], None]:
+    def change(checkpoint: dict, folder: Path) -> None:
+        payload = {"_target_": "subprocess.getoutput", "cmd": f"touch {folder / MARKER}"}
+        if key == "model":
+            checkpoint["model_config"] = payload
+        elif key == "likelihood":
+            checkpoint["model_config"]["likelihood"] = payload
+        else:
+            checkpoint["datamodule_class"] = "subprocess.getoutput"
+            checkpoint["datamodule_hyper_parameters"] = {"cmd": payload["cmd"]}
+
+    return change
+
+
+def as_music(checkpoint: dict, folder: Path) -> None:
+    """The good checkpoint, its data module the piano rolls' (what eval and sample check options against)."""
+    checkpoint["datamodule_class"] = "vrnn_lightning.data.polyphonic.PolyphonicDataModule"
+    checkpoint["datamodule_hyper_parameters"] = {"name": "jsb"}
+
+
+def resume_from_crafted_last(folder: Path, ckpt: Path) -> list[str]:
+    run = folder / "stopped"
+    (run / "checkpoints").mkdir(parents=True)
+    checkpoint = torch.load(ckpt, weights_only=True)
+    with_pickled_payload(checkpoint, folder)
+    torch.save(checkpoint, run / "checkpoints" / "last.ckpt")
+    return ["train", *TINY, f"hydra.run.dir={run}", "ckpt_path=last"]
+
+
+BOUNDED_GAUSSIAN = ["model/likelihood=gaussian", "model.likelihood.bounded=true"]
+
+
+def arrays_npz(folder: Path) -> Path:
+    return save_npz(folder / "seq.npz", {"train": [np.ones((6, 2)) * i for i in range(12)]})
+
+
 CASES: dict[str, tuple[Inputs, list[str]]] = {
     "missing checkpoint": (
         lambda f, c: ["eval", f"ckpt_path={f / 'missing.ckpt'}"],
@@ -170,6 +235,85 @@ CASES: dict[str, tuple[Inputs, list[str]]] = {
         ["Bad_TRAIN.ts, line 2: 'dimensions 2'", "neither a header"],
     ),
 }
+# Refused before the run folder is claimed, and a crafted checkpoint's payload never runs.
+EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
+    "checkpoint with a pickled payload, eval": (
+        crafted(with_pickled_payload),
+        ["holds a pickled posix.system", "not read", "convert_checkpoint"],
+    ),
+    "checkpoint with a pickled payload, sample": (crafted(with_pickled_payload, "sample"), ["pickled posix.system"]),
+    "checkpoint with a pickled payload, resumed by path": (
+        crafted(with_pickled_payload, "train", *TINY),
+        ["pickled posix.system"],
+    ),
+    "model _target_ payload": (
+        crafted(with_target("model")),
+        ["model_config._target_='subprocess.getoutput' is not a SequenceModel", "not loaded"],
+    ),
+    "likelihood _target_ payload": (
+        crafted(with_target("likelihood"), "sample"),
+        ["model_config.likelihood._target_='subprocess.getoutput' is not a Likelihood"],
+    ),
+    "data module class payload": (
+        crafted(with_target("data")),
+        ["datamodule_class='subprocess.getoutput' is not a SequenceDataModule"],
+    ),
+    "categorical head on piano rolls": (
+        lambda f, c: ["train", *TINY_MODEL, "data=polyphonic", "model/likelihood=categorical"],
+        ["model/likelihood=categorical scores symbols", "data=polyphonic serves binary", "model/likelihood=bernoulli"],
+    ),
+    "mixture head on text": (
+        lambda f, c: ["train", *TINY, "model/likelihood=gmm"],
+        ["model/likelihood=gmm scores real", "serves symbols", "model/likelihood=categorical"],
+    ),
+    "Bernoulli head on MNIST intensities": (
+        lambda f, c: ["train", *TINY_MNIST, "data.binarize=false"],
+        ["serves unit_interval values", "model/likelihood=gaussian"],
+    ),
+    "bounded Gaussian on real values": (
+        lambda f, c: [*["train", *TINY_MODEL, "data=arrays", f"data.path={arrays_npz(f)}"], *BOUNDED_GAUSSIAN],
+        ["model.likelihood.bounded=true is for intensities", "bounded=false"],
+    ),
+    "unknown polyphonic set": (
+        lambda f, c: ["train", *TINY_MODEL, "data=polyphonic", "data.name=bach"],
+        ["data.name='bach' is not a polyphonic set", "jsb, nottingham, musedata, pianomidi"],
+    ),
+    "validation share above one": (
+        lambda f, c: ["train", *TINY_MODEL, "data=arrays", f"data.path={arrays_npz(f)}", "data.val_fraction=1.5"],
+        ["data.val_fraction=1.5 must lie between 0 and 1"],
+    ),
+    "arrays path that does not exist": (
+        lambda f, c: ["train", *TINY_MODEL, "data=arrays", f"data.path={f / 'none.npz'}"],
+        ["none.npz does not exist", ".npz file or a folder of .npy"],
+    ),
+    "normalize not true or false": (
+        lambda f, c: ["train", *TINY_MODEL, "data=uea", "data.normalize=maybe"],
+        ["data.normalize='maybe' must be true or false"],
+    ),
+    "a UEA set named by its file": (
+        lambda f, c: ["train", *TINY_MODEL, "data=uea", "data.name=JapaneseVowels_TRAIN.ts"],
+        ["is a set's name", "data.root"],
+    ),
+    "an MNIST layout that does not exist": (
+        lambda f, c: ["train", *TINY_MNIST, "data.layout=diagonal"],
+        ["data.layout='diagonal' is not valid", "rows or columns"],
+    ),
+    "heldout split of music": (
+        crafted(as_music, "eval", "split=heldout"),
+        ["split=heldout is not a split of this checkpoint's data (PolyphonicDataModule)", "val, test"],
+    ),
+    "carried state on music": (
+        crafted(as_music, "eval", "eval.stateful=true"),
+        ["eval.stateful=true carries the state", "drop it"],
+    ),
+    "a prompt for music": (crafted(as_music, "sample", "prompt=ROMEO:"), ["prompt= continues a text", "drop prompt="]),
+    "a text option for music": (
+        crafted(as_music, "eval", "data.path=/some/text.txt"),
+        ["data.path does not apply", "PolyphonicDataModule"],
+    ),
+}
+CASES.update(EARLY_CASES)
+CASES["resumed from a crafted last.ckpt"] = (resume_from_crafted_last, ["pickled posix.system"])
 if not torch.cuda.is_available():
     CASES["trainer=gpu without CUDA"] = (
         lambda f, c: ["train", "trainer=gpu"],
@@ -206,6 +350,9 @@ def test_bad_input_gets_one_line_and_loses_nothing(case, tmp_path, text_checkpoi
     after = snapshot(tmp_path)
     assert {p: after.get(p) for p in before} == before  # nothing earlier changed or removed
     assert not [p for p in set(after) - set(before) if p.suffix == ".ckpt"], "a checkpoint was written"
+    assert not list(tmp_path.rglob(MARKER)), "a crafted checkpoint ran its payload"
+    if case in EARLY_CASES:
+        assert not (tmp_path / "run").exists(), "the run folder was made before the input was refused"
 
 
 def test_hydra_full_error_shows_the_traceback(tmp_path):

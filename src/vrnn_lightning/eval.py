@@ -21,7 +21,7 @@ from torch import Tensor
 
 from vrnn_lightning.data.base import figure_value
 from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_errors
-from vrnn_lightning.launch.config_checks import check_config
+from vrnn_lightning.launch.config_checks import check_against_checkpoint, check_config
 from vrnn_lightning.models import SequenceModel
 from vrnn_lightning.models.base import select_state
 from vrnn_lightning.training.checkpoints import datamodule_from_checkpoint, load_module, read_checkpoint
@@ -71,6 +71,7 @@ def evaluate(cfg: DictConfig) -> dict:
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     checkpoint = read_checkpoint(cfg.ckpt_path)
+    check_against_checkpoint(cfg, "eval", checkpoint)
     module = load_module(checkpoint)
     model, metadata = module.model.to(device).eval(), module.hparams.data_metadata
     datamodule = datamodule_from_checkpoint(checkpoint, **data_overrides(cfg))

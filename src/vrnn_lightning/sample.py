@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from vrnn_lightning.data.base import SampleRequest
 from vrnn_lightning.errors import check_group_choices, one_line_errors
 from vrnn_lightning.eval import data_overrides
-from vrnn_lightning.launch.config_checks import check_config
+from vrnn_lightning.launch.config_checks import check_against_checkpoint, check_config
 from vrnn_lightning.training.checkpoints import (
     datamodule_class,
     datamodule_from_checkpoint,
@@ -26,6 +26,7 @@ def sample(cfg: DictConfig) -> list[Path]:
     """Write the samples into the run folder; returns the files written."""
     check_config(cfg, "sample")
     checkpoint = read_checkpoint(cfg.ckpt_path)
+    check_against_checkpoint(cfg, "sample", checkpoint)
     module = load_module(checkpoint)
     request = SampleRequest(cfg.num_samples, cfg.length, cfg.temperature, cfg.seed, cfg.prompt, cfg.image_scale)
     return datamodule_class(checkpoint).write_samples(

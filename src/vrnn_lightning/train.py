@@ -72,7 +72,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log.info("model: %s parameters", f"{sum(p.numel() for p in model.parameters()):,}")
 
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path") or requeued_job_checkpoint(cfg))
+    resume_from = cfg.get("ckpt_path") or requeued_job_checkpoint(cfg)
+    # Plain data only, whatever the trainer's checkpoint IO: a checkpoint file must not run code
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     checkpoint_callback = trainer.checkpoint_callback
     if checkpoint_callback is not None and checkpoint_callback.best_model_score is not None:
@@ -82,7 +84,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 metrics[f"best_val_{name}"] = figure_value(figure, metrics["best_val_loss"], None, None)
     if cfg.get("test"):
         best = checkpoint_callback.best_model_path if checkpoint_callback else ""
-        trainer.test(module, datamodule=datamodule, ckpt_path=best or None)
+        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
     metrics["wall_s"] = time.perf_counter() - start
     if not trainer.is_global_zero:

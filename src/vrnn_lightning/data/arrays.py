@@ -73,11 +73,21 @@ class ArraysDataModule(RealValuedDataModule):
     """`data=arrays data.path=...`: a `.npz` file or a folder of `.npy` files (see the module's docstring)."""
 
     def __init__(self, path: str | None = None, **options: Any) -> None:
-        if path is None:
-            raise ConfigError("data=arrays needs data.path=<a .npz file or a folder of .npy files>")
+        self.check_settings({"path": path, **options})
         self.path = Path(path).expanduser()
         self.source = f"data.path={path}"
         super().__init__(**options)
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        path = settings.get("path")
+        if path is None:
+            raise ConfigError("data=arrays needs data.path=<a .npz file or a folder of .npy files>")
+        if not Path(str(path)).expanduser().exists():
+            raise ConfigError(f"data.path={path} does not exist; give a .npz file or a folder of .npy files")
+        if Path(str(path)).is_file() and Path(str(path)).suffix != ".npz":
+            raise ConfigError(f"data.path={path} is not a .npz file or a folder of .npy files; save it as one of those")
+        super().check_settings(settings)
 
     def read_splits(self) -> dict[str, list[np.ndarray]]:
         if not self.path.exists():

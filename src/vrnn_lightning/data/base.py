@@ -48,6 +48,14 @@ def figure_value(figure: dict[str, Any], nats_per_step: Any, nats_per_sequence: 
     return (nats_per_sequence + offset * steps_per_sequence) * figure["scale"]
 
 
+def check_counts(settings: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """Each `data.<key>` present in `settings` a whole number >= 1, else one ConfigError naming it."""
+    for key in keys:
+        value = settings.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"data.{key}={value!r} must be a whole number >= 1")
+
+
 @dataclass
 class SampleRequest:
     """What `python -m vrnn_lightning.sample` asks for; each kind of data uses the fields that apply to it."""
@@ -68,6 +76,21 @@ class SequenceDataModule(L.LightningDataModule):
     note: str | None = None  # a caveat that goes with every figure measured on this data, once set up
 
     eval_splits: ClassVar[tuple[str, ...]] = ("val", "test")  # what `eval split=...` may name
+    has_streams: ClassVar[bool] = False  # one long sequence, read as contiguous streams (`streams`)
+    takes_prompt: ClassVar[bool] = False  # `sample prompt=...` continues a text
+    # What one step's values are, for the heads that fit them (a Likelihood's `fits`): "symbols" (integer ids),
+    # "binary" (0/1), "unit_interval" (intensities in [0, 1]) or "real".
+    values: ClassVar[str] = "real"
+
+    @classmethod
+    def values_for(cls, settings: dict[str, Any]) -> str:
+        """The kind of values this module serves with `settings` (its constructor's arguments)."""
+        return cls.values
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        """Refuse, in one ConfigError naming the `data.*` option and what would fit, a setting the module cannot
+        use; called by its constructor, and on the composed config before a run folder is claimed."""
 
     @property
     def x_dim(self) -> int:

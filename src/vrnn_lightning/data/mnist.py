@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from vrnn_lightning.data.base import Batch, SampleRequest, SequenceDataModule, full_batch
+from vrnn_lightning.data.base import Batch, SampleRequest, SequenceDataModule, check_counts, full_batch
 from vrnn_lightning.data.downloads import verified_file
 from vrnn_lightning.data.images import picture_grids, write_png
 from vrnn_lightning.data.resumable import EpochDraws, ResumableLoader
@@ -100,12 +100,7 @@ class MNISTDataModule(SequenceDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()  # checkpoints carry them, so eval and sample can rebuild this module
-        if layout not in ("rows", "columns"):
-            raise ConfigError(f"data.layout must be 'rows' or 'columns', got {layout!r}")
-        if batch_size < 1 or eval_batch_size < 1:
-            raise ConfigError(
-                f"data.batch_size and data.eval_batch_size must be positive, got {batch_size}, {eval_batch_size}"
-            )
+        self.check_settings(dict(self.hparams))
         self.root, self.mirrors, self.download = Path(root).expanduser(), list(mirrors or MIRRORS), download
         self.checksums = {**MD5, **(checksums or {})}
         self.layout, self.binarize = layout, binarize
@@ -115,6 +110,21 @@ class MNISTDataModule(SequenceDataModule):
         self.images: dict[str, Tensor] = {}
 
     x_dim = 28  # pixels per step
+    values = "binary"
+
+    @classmethod
+    def values_for(cls, settings: dict[str, Any]) -> str:
+        return "binary" if settings.get("binarize", True) else "unit_interval"
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        layout = settings.get("layout", "rows")
+        if layout not in ("rows", "columns"):
+            raise ConfigError(f"data.layout={layout!r} is not valid: it must be rows or columns")
+        check_counts(settings, ("batch_size", "eval_batch_size"))
+        for key in ("binarize", "download"):
+            if not isinstance(settings.get(key, True), bool):
+                raise ConfigError(f"data.{key}={settings[key]!r} must be true or false")
 
     @property
     def step_unit(self) -> str:

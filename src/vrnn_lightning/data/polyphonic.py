@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from vrnn_lightning.data.base import SampleRequest, SequenceDataModule, figure
+from vrnn_lightning.data.base import SampleRequest, SequenceDataModule, check_counts, figure
 from vrnn_lightning.data.downloads import verified_file
 from vrnn_lightning.data.images import picture_grids, write_png
 from vrnn_lightning.data.variable_length import VariableLengthLoaders, by_length
@@ -66,6 +66,7 @@ class PolyphonicDataModule(VariableLengthLoaders, SequenceDataModule):
 
     x_dim = KEYS
     step_unit = "step"
+    values = "binary"
     figures: ClassVar[dict[str, dict[str, Any]]] = {"ll": figure("step", -1.0)}  # log-likelihood per step
 
     def __init__(
@@ -83,15 +84,7 @@ class PolyphonicDataModule(VariableLengthLoaders, SequenceDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()  # checkpoints carry them, so eval and sample can rebuild this module
-        if name not in SETS:
-            raise ConfigError(f"data.name={name!r} is not a polyphonic set; choose one of {', '.join(SETS)}")
-        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2:
-            raise ConfigError(f"data.max_len={max_len!r} must be a whole number >= 2 (steps per training crop)")
-        for key, value in dict(
-            batch_size=batch_size, batches_per_epoch=batches_per_epoch, eval_batch_size=eval_batch_size
-        ).items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"data.{key}={value!r} must be a whole number >= 1")
+        self.check_settings(dict(self.hparams))
         self.name, self.root, self.download = name, Path(root).expanduser(), download
         self.mirrors = list(mirrors or MIRRORS)
         self.file, sha256 = SETS[name]
@@ -99,6 +92,17 @@ class PolyphonicDataModule(VariableLengthLoaders, SequenceDataModule):
         self.max_len, self.batch_size, self.batches_per_epoch = max_len, batch_size, batches_per_epoch
         self.eval_batch_size, self.seed = eval_batch_size, seed
         self.pieces: dict[str, list[Tensor]] = {}
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        name, max_len = settings.get("name", "jsb"), settings.get("max_len", 100)
+        if name not in SETS:
+            raise ConfigError(f"data.name={name!r} is not a polyphonic set; choose one of {', '.join(SETS)}")
+        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2:
+            raise ConfigError(f"data.max_len={max_len!r} must be a whole number >= 2 (steps per training crop)")
+        check_counts(settings, ("batch_size", "batches_per_epoch", "eval_batch_size"))
+        if not isinstance(settings.get("download", True), bool):
+            raise ConfigError(f"data.download={settings['download']!r} must be true or false")
 
     @property
     def metadata(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vrnn_lightning.data.base import SampleRequest, SequenceDataModule, figure
+from vrnn_lightning.data.base import SampleRequest, SequenceDataModule, check_counts, figure
 from vrnn_lightning.data.variable_length import VariableLengthLoaders
 from vrnn_lightning.errors import ConfigError
 
@@ -69,6 +69,18 @@ class RealValuedDataModule(VariableLengthLoaders, SequenceDataModule):
 
     step_unit = "step"
     source = "the data"
+    values = "real"
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        check_counts(settings, ("max_len", "batch_size", "batches_per_epoch", "eval_batch_size"))
+        for key in ("val_fraction", "test_fraction"):
+            value = settings.get(key, 0.1)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+                raise ConfigError(f"data.{key}={value!r} must lie between 0 and 1 (a share of the training set)")
+        for key in ("normalize", "download"):
+            if not isinstance(settings.get(key, True), bool):
+                raise ConfigError(f"data.{key}={settings[key]!r} must be true or false")
 
     def __init__(
         self,
@@ -83,14 +95,17 @@ class RealValuedDataModule(VariableLengthLoaders, SequenceDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        for key, value in dict(
-            max_len=max_len, batch_size=batch_size, batches_per_epoch=batches_per_epoch, eval_batch_size=eval_batch_size
-        ).items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"data.{key}={value!r} must be a whole number >= 1")
-        for key, value in dict(val_fraction=val_fraction, test_fraction=test_fraction).items():
-            if not 0 < value < 1:
-                raise ConfigError(f"data.{key}={value!r} must lie between 0 and 1 (a share of the training set)")
+        RealValuedDataModule.check_settings(  # the shared settings; a subclass checks its own before calling here
+            dict(
+                max_len=max_len,
+                batch_size=batch_size,
+                batches_per_epoch=batches_per_epoch,
+                eval_batch_size=eval_batch_size,
+                val_fraction=val_fraction,
+                test_fraction=test_fraction,
+                normalize=normalize,
+            )
+        )
         self.max_len, self.batch_size, self.batches_per_epoch = max_len, batch_size, batches_per_epoch
         self.eval_batch_size, self.seed = eval_batch_size, seed
         self.sequences = self.make_splits(val_fraction, test_fraction, seed)

@@ -186,6 +186,9 @@ class CharDataModule(SequenceDataModule):
 
     step_unit = "char"
     eval_splits = ("val", "test", "heldout")
+    has_streams = True
+    takes_prompt = True
+    values = "symbols"
     # the bound in bits per character
     figures: ClassVar[dict[str, dict[str, Any]]] = {"bpc": figure("step", 1 / math.log(2))}
 

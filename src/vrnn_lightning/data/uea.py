@@ -82,6 +82,7 @@ class UEADataModule(RealValuedDataModule):
         checksums: dict[str, str] | None = None,
         **options: Any,
     ) -> None:
+        self.check_settings({"name": name, "download": download, **options})
         self.name, self.root, self.url, self.allow_download = name, Path(root).expanduser(), url, download
         self.checksums = {**KNOWN_SHA256, **(checksums or {})}
         self.source = f"UEA {name}"
@@ -112,11 +113,18 @@ class UEADataModule(RealValuedDataModule):
         if expected is not None and checksum(path, "sha256") != expected:
             raise ConfigError(f"{path} is not the archive's file (sha256 differs); delete it or fetch it again")
 
-    def read_splits(self) -> dict[str, list[np.ndarray]]:
-        if self.name.lower().endswith(".ts") or "/" in self.name:
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        name = settings.get("name", "JapaneseVowels")
+        if not isinstance(name, str) or not name or name.lower().endswith(".ts") or "/" in name:
             raise ConfigError(
-                f"data.name={self.name!r} is a set's name (e.g. JapaneseVowels), not a file; its folder is data.root"
+                f"data.name={name!r} is a set's name (e.g. JapaneseVowels), not a file; its folder is data.root"
             )
+        if settings.get("test_fraction", 0.1) != 0.1:
+            raise ConfigError("data.test_fraction does not apply to data=uea: its test split is the archive's")
+        super().check_settings(settings)
+
+    def read_splits(self) -> dict[str, list[np.ndarray]]:
         splits = {}
         for split in ("train", "test"):
             splits[split], self.labels[split] = read_ts(self.file(split))

@@ -9,12 +9,13 @@ and data modules' constructors keep their own checks, for use without Hydra.
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from vrnn_lightning.errors import ConfigError, exit_with
+from vrnn_lightning.errors import CONFIG_DIR, ConfigError, exit_with
 
 Check = tuple[Callable[[Any], bool], str]  # (accepts the value, what it must be)
 
@@ -137,7 +138,14 @@ CHECKS = {"train": TRAIN, "eval": EVAL, "sample": SAMPLE}
 
 
 def check_config(cfg: DictConfig, main: str) -> None:
-    """Raise one ConfigError naming the first setting of `cfg` whose value the `main` cannot use."""
+    """Raise one ConfigError naming the first setting of `cfg` whose value the `main` cannot use: its own
+    value, then (training) the data module's settings and the pairing of the likelihood head with the data."""
+    check_values(cfg, main)
+    if main == "train":
+        check_data_and_head(cfg)
+
+
+def check_values(cfg: DictConfig, main: str) -> None:
     for key, (accepts, wanted) in CHECKS[main].items():
         parent, _, leaf = key.rpartition(".")
         holder = OmegaConf.select(cfg, parent) if parent else cfg
@@ -149,6 +157,122 @@ def check_config(cfg: DictConfig, main: str) -> None:
         value = OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
         if not accepts(node):
             raise ConfigError(f"{key}={value!r} is not valid: it must be {wanted}")
+
+
+def settings_of(node: Any) -> dict[str, Any]:
+    """A composed config node's values, interpolations resolved where they can be (`${hydra:...}` cannot be
+    before the run starts: such a key is left out), `_target_` dropped."""
+    settings = {}
+    for key in node:
+        if key == "_target_":
+            continue
+        try:
+            value = node[key]
+        except Exception:  # an interpolation that resolves only once the run has started
+            continue
+        settings[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    return settings
+
+
+def contract_target(node: Any, base: type) -> type | None:
+    """The class a composed config node's `_target_` names, where it is a subclass of `base`; None where it
+    names something else (the user's own configs are free; `instantiate` reports what cannot be built)."""
+    from hydra.utils import get_class
+
+    if not OmegaConf.is_dict(node) or not isinstance(node.get("_target_"), str):
+        return None
+    try:
+        found = get_class(node._target_)
+    except Exception:
+        return None
+    return found if issubclass(found, base) else None
+
+
+def heads_that_fit(values: str) -> list[str]:
+    """The options of the model/likelihood group whose head scores `values`."""
+    from hydra.utils import get_class
+
+    fitting = []
+    for path in sorted((CONFIG_DIR / "model" / "likelihood").glob("*.yaml")):
+        target = OmegaConf.load(path).get("_target_")
+        if target and values in getattr(get_class(target), "fits", ()):
+            fitting.append(path.stem)
+    return fitting
+
+
+def check_data_and_head(cfg: DictConfig) -> None:
+    """The data module's own checks of its settings (`check_settings`), then whether the likelihood head scores
+    the kind of values the data serves (a Likelihood's `fits` against the data's `values_for`)."""
+    from vrnn_lightning.data.base import SequenceDataModule
+    from vrnn_lightning.models.likelihoods import Gaussian, Likelihood
+
+    data_class = contract_target(cfg.get("data"), SequenceDataModule)
+    if data_class is None:
+        return
+    settings = settings_of(cfg.data)
+    data_class.check_settings(settings)
+    model = cfg.get("model")
+    head = contract_target(model.get("likelihood") if OmegaConf.is_dict(model) else None, Likelihood)
+    if head is None:
+        return
+    values = data_class.values_for(settings)
+    choice = OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or {}
+    data_name = choice.get("data", data_class.__name__)
+    head_name = choice.get("model/likelihood", head.__name__)
+    if values not in head.fits:
+        raise ConfigError(
+            f"model/likelihood={head_name} scores {' or '.join(head.fits)} values, but data={data_name} serves "
+            f"{values} values; use model/likelihood={' or '.join(heads_that_fit(values))}"
+        )
+    if issubclass(head, Gaussian) and values == "real" and OmegaConf.select(cfg, "model.likelihood.bounded") is True:
+        raise ConfigError(
+            f"model.likelihood.bounded=true is for intensities in [0, 1], but data={data_name} serves real values; "
+            "use model.likelihood.bounded=false"
+        )
+
+
+def check_against_checkpoint(cfg: DictConfig, main: str, checkpoint: dict[str, Any]) -> None:
+    """The options of eval and sample that depend on the checkpoint's data: the split, carried state, a prompt,
+    and `data.*` settings its data module has."""
+    from vrnn_lightning.training.checkpoints import check_data_overrides, datamodule_class
+
+    data_class = datamodule_class(checkpoint)
+    name = data_class.__name__
+    if main == "eval":
+        split = cfg.get("split")
+        if split not in data_class.eval_splits:
+            raise ConfigError(
+                f"split={split} is not a split of this checkpoint's data ({name}); "
+                f"choose one of {', '.join(data_class.eval_splits)}"
+            )
+        if OmegaConf.select(cfg, "eval.stateful") and not data_class.has_streams:
+            raise ConfigError(
+                f"eval.stateful=true carries the state along one long sequence, which this checkpoint's data "
+                f"({name}) is not; drop it (it applies to text, data=shakespeare)"
+            )
+    if main == "sample" and cfg.get("prompt") and not data_class.takes_prompt:
+        raise ConfigError(f"prompt= continues a text, and this checkpoint's data ({name}) is not text; drop prompt=")
+    overrides = {k: v for k, v in settings_of(cfg.get("data") or {}).items() if v is not None}
+    check_data_overrides(data_class, overrides)
+
+
+def check_checkpoint(cfg: DictConfig, main: str) -> None:
+    """Read the checkpoint a command names (safely: plain data, contract classes only) and check the options
+    that depend on it, before a run folder is claimed; for a training run resuming with ckpt_path=last, its
+    folder's last.ckpt. Lightning's own reads go through the same safe loader besides."""
+    from vrnn_lightning.launch.run_folders import LIGHTNING_CKPT_NAMES
+    from vrnn_lightning.training.checkpoints import read_checkpoint
+
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path == "last" and OmegaConf.select(cfg, "hydra.run.dir"):  # the file Lightning would resume from
+        ckpt_path = Path(cfg.hydra.run.dir) / "checkpoints" / "last.ckpt"
+        if not ckpt_path.is_file():
+            return
+    if not ckpt_path or ckpt_path in LIGHTNING_CKPT_NAMES:
+        return
+    checkpoint = read_checkpoint(str(ckpt_path))
+    if main in ("eval", "sample"):
+        check_against_checkpoint(cfg, main, checkpoint)
 
 
 class CheckConfig(Callback):
@@ -166,6 +290,7 @@ class CheckConfig(Callback):
         if main in CHECKS:
             try:
                 check_config(config, main)
+                check_checkpoint(config, main)
             except ConfigError as err:
                 if os.environ.get("HYDRA_FULL_ERROR") == "1":
                     raise

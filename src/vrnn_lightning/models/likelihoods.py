@@ -9,6 +9,7 @@ subclass here (or in any importable module) and a config file.
 """
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,9 @@ class Likelihood(nn.Module):
     in_dim: int
     param_dim: int
     config: dict
+    # The values this head scores, as a data module names its own (`values`): "symbols" (integer ids),
+    # "binary", "unit_interval" (intensities in [0, 1]), "real"; a run pairing it with other data is refused.
+    fits: ClassVar[tuple[str, ...]] = ()
 
     def remember_config(self, **options: object) -> None:
         self.config = {"_target_": f"{type(self).__module__}.{type(self).__qualname__}", **options}
@@ -46,6 +50,8 @@ class Likelihood(nn.Module):
 
 class Categorical(Likelihood):
     """p(x_t) = softmax(params): a distribution over `x_dim` symbols (characters); x holds integer ids."""
+
+    fits = ("symbols",)
 
     def __init__(self, x_dim: int) -> None:
         super().__init__()
@@ -72,6 +78,8 @@ class Categorical(Likelihood):
 class Bernoulli(Likelihood):
     """p(x_t) = prod_d Bernoulli(x_td; sigmoid(params_d)): independent binary values (pixels, piano keys);
     x holds 0/1 floats of width `x_dim`, the decoder outputs logits."""
+
+    fits = ("binary",)
 
     def __init__(self, x_dim: int) -> None:
         super().__init__()
@@ -101,6 +109,8 @@ class Gaussian(Likelihood):
 
     A fixed std of s turns the NLL into MSE / (2 s^2) plus a constant.
     """
+
+    fits = ("real", "unit_interval")
 
     def __init__(self, x_dim: int, std: float | None = None, min_std: float = 1e-3, bounded: bool = False) -> None:
         super().__init__()
@@ -142,6 +152,8 @@ class GaussianMixture(Likelihood):
     paper's GMM output. The decoder gives, per step, K mixture logits, K means and K raw stds of width x_dim
     (std = softplus + `min_std`). Sampling draws a component, then from its Gaussian; a temperature T divides
     the logits and multiplies the stds (T -> 0: the most likely component's mean)."""
+
+    fits = ("real",)
 
     def __init__(self, x_dim: int, components: int = 5, min_std: float = 1e-3) -> None:
         super().__init__()

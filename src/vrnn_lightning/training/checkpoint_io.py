@@ -1,4 +1,5 @@
-"""Checkpoints that appear under their final name only when complete and on disk.
+"""Checkpoints that appear under their final name only when complete and on disk, and that are read as plain
+data only (`load_plain`: `torch.load(weights_only=True)`, so no file can run code as it is read, resumed included).
 
 Lightning's own `_atomic_save` writes through an fsspec transaction: the bytes go to a temporary file in the
 system temp folder, then `shutil.move` puts them in place. Two gaps remain for local disks: without fsync, a
@@ -10,12 +11,32 @@ file with one atomic rename, which is fsynced in its folder too.
 
 import io
 import os
+import pickle
+import re
 import secrets
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from vrnn_lightning.errors import ConfigError
+
+CONVERTER = "python -m vrnn_lightning.convert_checkpoint"
+
+
+def load_plain(path: str | Path, map_location: Any = "cpu") -> Any:
+    """`torch.load` of tensors and plain data only; a pickled object of any other type is refused unread, in
+    one ConfigError naming it and the converter (for files one made oneself and trusts)."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        what = f"a pickled {found.group(1)}" if found else "a pickled object that is not plain data"
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} holds {what}, which a checkpoint must not (unpickling it could run code), "
+            f"so it was not read; if you made the file yourself and trust it: {CONVERTER} {path} <new.ckpt>"
+        ) from None
 
 
 def atomic_write(data: bytes, path: Path) -> None:
@@ -42,7 +63,8 @@ def atomic_write(data: bytes, path: Path) -> None:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """TorchCheckpointIO whose local saves go through `atomic_write`; remote URLs keep Lightning's path."""
+    """TorchCheckpointIO whose local saves go through `atomic_write` (remote URLs keep Lightning's path), and
+    whose loads read plain data only."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if "://" in str(path):
@@ -50,3 +72,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
         atomic_write(buffer.getvalue(), Path(path))
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        """Every checkpoint Lightning reads (resume, `trainer.test(ckpt_path=...)`) with `weights_only=True`,
+        whatever the caller asks: a resumed file must not run code either."""
+        if "://" in str(path):
+            return super().load_checkpoint(path, map_location, weights_only=True)
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"Checkpoint file not found: {path}")
+        return load_plain(path, map_location)

@@ -1,6 +1,23 @@
-"""Reading training checkpoints: clear errors for bad files, the model and the data module they were made with."""
+"""Reading training checkpoints safely: clear errors for bad files, the model and the data module they were made with.
 
+A checkpoint is someone else's file as often as one's own (a paper's release, a colleague's run), so reading one
+must never run code:
+- it is unpickled with `torch.load(weights_only=True)`: tensors, numbers, strings and plain containers only. The
+  project and Lightning store nothing else (the module's and data module's hyperparameters are plain dicts,
+  the data's metadata is plain by the data contract, Lightning's loop, optimiser, scheduler and callback states
+  are dicts of numbers and tensors, the random state a tensor), so no type is added to torch's allow-list; a
+  file that holds anything else is refused, naming the type, and `python -m vrnn_lightning.convert_checkpoint`
+  turns a trusted one into plain data;
+- the classes it names (the model's and its likelihood's `_target_`, the `datamodule_class`) must be the
+  project's contracts, `SequenceModel`, `Likelihood` and `SequenceDataModule` subclasses, from a module of this
+  package or one already imported, before anything is imported or called. Configs that Hydra composes from the
+  user's own files keep their freedom; the restriction is on what a file names.
+"""
+
+import importlib
 import inspect
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -8,17 +25,21 @@ import torch
 
 from vrnn_lightning.data.base import SequenceDataModule
 from vrnn_lightning.errors import ConfigError
-from vrnn_lightning.models import SequenceModel, build
-from vrnn_lightning.models.base import locate
+from vrnn_lightning.models import Likelihood, SequenceModel, build
+from vrnn_lightning.training.checkpoint_io import load_plain
 from vrnn_lightning.training.module import SequenceModule
+
+PACKAGE = "vrnn_lightning"
 
 
 def read_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a training checkpoint; a missing, unreadable, foreign or outdated file raises one clear ConfigError."""
+    """Load a training checkpoint; a missing, unreadable, unsafe, foreign or outdated file raises one ConfigError."""
     if not Path(path).is_file():
         raise ConfigError(f"ckpt_path={path!r} is not a file; pass a .ckpt from a run folder's checkpoints/")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+        checkpoint = load_plain(path, map_location)
+    except ConfigError:
+        raise
     except Exception as err:  # a damaged file can raise many types
         raise ConfigError(
             f"ckpt_path={path!r} cannot be read ({type(err).__name__}); it is damaged or not a checkpoint"
@@ -28,11 +49,66 @@ def read_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict
             f"ckpt_path={path!r} was written by vrnn-lightning before its model contract (0.1); "
             "this version cannot load it: train it again"
         )
-    if not isinstance(checkpoint, dict) or "model_config" not in checkpoint:
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model_config"), dict):
         raise ConfigError(
             f"ckpt_path={path!r} is not a vrnn-lightning checkpoint; pass one written by vrnn_lightning.train"
         )
+    check_named_classes(checkpoint)
     return checkpoint
+
+
+def contract_class(key: str, name: Any, bases: tuple[type, ...]) -> type:
+    """The class `name` (`package.module.Class`) that a checkpoint names at `key`, if it is a subclass of one of
+    `bases` from this package or a module already imported; else one ConfigError. Nothing outside those modules
+    is imported and nothing is called."""
+    wanted = " or ".join(b.__name__ for b in bases)
+    refusal = (
+        f"{key}={name!r} is not a {wanted} of vrnn_lightning; a checkpoint may only name the project's model, "
+        "likelihood and data classes, so it was not loaded"
+    )
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", name):
+        raise ConfigError(refusal)
+    module_name, _, class_name = name.rpartition(".")
+    if module_name in sys.modules:
+        module = sys.modules[module_name]
+    elif module_name == PACKAGE or module_name.startswith(PACKAGE + "."):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            raise ConfigError(f"{key}={name!r} names a module this version lacks; it needs a newer one") from None
+    else:
+        raise ConfigError(refusal)
+    found = inspect.getattr_static(module, class_name, None)
+    if not (isinstance(found, type) and issubclass(found, bases)):
+        raise ConfigError(refusal)
+    return found
+
+
+def check_model_config(config: Any, key: str = "model_config", bases: tuple[type, ...] = (SequenceModel,)) -> None:
+    """Every `_target_` in a model config: the model a SequenceModel, what it nests (its likelihood) a
+    Likelihood or SequenceModel; checked before `build` imports or calls anything."""
+    if isinstance(config, dict):
+        if "_target_" in config:
+            contract_class(f"{key}._target_", config["_target_"], bases)
+        for name, value in config.items():
+            if name != "_target_":
+                check_model_config(value, f"{key}.{name}", (Likelihood, SequenceModel))
+    elif isinstance(config, list):
+        for i, value in enumerate(config):
+            check_model_config(value, f"{key}[{i}]", (Likelihood, SequenceModel))
+
+
+def check_named_classes(checkpoint: dict[str, Any]) -> None:
+    check_model_config(checkpoint["model_config"])
+    if "datamodule_class" in checkpoint:
+        contract_class("datamodule_class", checkpoint["datamodule_class"], (SequenceDataModule,))
+    module_options = set(inspect.signature(SequenceModule).parameters) - {"model", "optimizer"}
+    foreign = sorted(set(checkpoint.get("hyper_parameters", {})) - module_options)
+    if foreign:
+        raise ConfigError(
+            f"hyper_parameters.{foreign[0]} is not a setting of this version's SequenceModule; "
+            "the checkpoint was written by another version or program"
+        )
 
 
 def with_bounded_gaussian(model_config: dict[str, Any]) -> dict[str, Any]:
@@ -45,6 +121,7 @@ def with_bounded_gaussian(model_config: dict[str, Any]) -> dict[str, Any]:
 
 def load_module(checkpoint: dict[str, Any]) -> SequenceModule:
     """The trained module of a checkpoint read by `read_checkpoint`; no config files needed."""
+    check_named_classes(checkpoint)  # again: a dict built by hand did not pass through read_checkpoint
     model: SequenceModel = build(with_bounded_gaussian(checkpoint["model_config"]))
     module = SequenceModule(model=model, optimizer=torch.optim.AdamW, **checkpoint["hyper_parameters"])
     module.load_state_dict(checkpoint["state_dict"])
@@ -54,7 +131,7 @@ def load_module(checkpoint: dict[str, Any]) -> SequenceModule:
 def datamodule_class(checkpoint: dict[str, Any]) -> type[SequenceDataModule]:
     if "datamodule_class" not in checkpoint:
         raise ConfigError("this checkpoint records no data module; it was not written by vrnn_lightning.train")
-    return locate(checkpoint["datamodule_class"])
+    return contract_class("datamodule_class", checkpoint["datamodule_class"], (SequenceDataModule,))
 
 
 def accepted_options(data_class: type) -> list[str]:
@@ -70,9 +147,7 @@ def accepted_options(data_class: type) -> list[str]:
     return accepted
 
 
-def datamodule_from_checkpoint(checkpoint: dict[str, Any], **overrides: Any) -> SequenceDataModule:
-    """The data module the checkpoint was trained with, its settings updated by `overrides` (e.g. root=...)."""
-    data_class = datamodule_class(checkpoint)
+def check_data_overrides(data_class: type, overrides: dict[str, Any]) -> None:
     accepted = accepted_options(data_class)
     foreign = sorted(set(overrides) - set(accepted))
     if foreign:
@@ -80,4 +155,12 @@ def datamodule_from_checkpoint(checkpoint: dict[str, Any], **overrides: Any) -> 
             f"data.{foreign[0]} does not apply to this checkpoint's data ({data_class.__name__}); "
             f"its settings are {', '.join(accepted)}"
         )
-    return data_class(**{**checkpoint.get("datamodule_hyper_parameters", {}), **overrides})
+
+
+def datamodule_from_checkpoint(checkpoint: dict[str, Any], **overrides: Any) -> SequenceDataModule:
+    """The data module the checkpoint was trained with, its settings updated by `overrides` (e.g. root=...)."""
+    data_class = datamodule_class(checkpoint)
+    check_data_overrides(data_class, overrides)
+    settings = checkpoint.get("datamodule_hyper_parameters", {})
+    check_data_overrides(data_class, settings)  # a file's settings are named arguments of the class, nothing more
+    return data_class(**{**settings, **overrides})
