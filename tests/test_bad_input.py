@@ -220,7 +220,7 @@ CASES: dict[str, tuple[Inputs, list[str]]] = {
     "arrays holding NaN": (arrays_with_nan, ["train split: sequence 1 holds nan at step 2, dim 0"]),
     "mixture of 0 components": (
         lambda f, c: [*ts_pair(f, "Good"), "model.likelihood.components=0"],
-        ["model.likelihood.components must be a whole number >= 1, got 0"],
+        ["model.likelihood.components=0 is not valid", "a whole number >= 1"],
     ),
     "unknown evaluation split": (
         lambda f, c: ["eval", f"ckpt_path={c}", "split=train"],
@@ -260,7 +260,25 @@ EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
     ),
     "categorical head on piano rolls": (
         lambda f, c: ["train", *TINY_MODEL, "data=polyphonic", "model/likelihood=categorical"],
-        ["model/likelihood=categorical scores symbols", "data=polyphonic serves binary", "model/likelihood=bernoulli"],
+        ["model/likelihood=categorical scores symbols", "data=polyphonic serves binary", "bernoulli or made"],
+    ),
+    "autoregressive head on text": (
+        lambda f, c: ["train", *TINY, "model/likelihood=made"],
+        ["model/likelihood=made scores binary values", "data=shakespeare serves symbols", "categorical"],
+    ),
+    "autoregressive head on real values": (
+        lambda f, c: ["train", *TINY_MODEL, "data=arrays", f"data.path={arrays_npz(f)}", "model/likelihood=made"],
+        ["model/likelihood=made scores binary values", "serves real values", "gaussian or gmm"],
+    ),
+    "autoregressive head of no hidden units": (
+        lambda f, c: [
+            "train",
+            *TINY_MODEL,
+            "data=polyphonic",
+            "model/likelihood=made",
+            "model.likelihood.hidden_dim=0",
+        ],
+        ["model.likelihood.hidden_dim=0 is not valid", "a whole number >= 1"],
     ),
     "mixture head on text": (
         lambda f, c: ["train", *TINY, "model/likelihood=gmm"],
