@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from vrnn_lightning.models.reference import per_step_forward
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "src" / "vrnn_lightning" / "conf"
 VOCAB = 65
 
 

@@ -316,6 +316,14 @@ EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
         lambda f, c: ["train", *TINY_MNIST, "data.layout=diagonal"],
         ["data.layout='diagonal' is not valid", "rows or columns"],
     ),
+    "a config folder that does not exist": (
+        lambda f, c: ["train", "--config-dir", str(f / "nowhere"), "experiment=my_run"],
+        ["--config-dir=", "nowhere is not a folder", "(looked for", "experiment/, model/"],
+    ),
+    "an experiment found nowhere": (
+        lambda f, c: ["train", "--config-dir", str(f), "experiment=my_run"],
+        ["experiment=my_run is not a config of experiment/", "(looked in", "shakespeare_vrnn"],
+    ),
     "heldout split of music": (
         crafted(as_music, "eval", "split=heldout"),
         ["split=heldout is not a split of this checkpoint's data (PolyphonicDataModule)", "val, test"],

@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.launch.config_checks import check_config
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "src" / "vrnn_lightning" / "conf"
 GROUPS = [
     "model",
     "model/likelihood",
@@ -72,7 +72,7 @@ def test_latent_remedies_sweep_builds_on_the_reference_run():
 
 @pytest.mark.slow
 def test_the_overrides_the_readme_shows_compose():
-    readme = (CONF.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     commands = [
         line.split("#")[0].split() for line in readme.splitlines() if line.startswith("python -m vrnn_lightning.train")
     ]

@@ -2,12 +2,14 @@
 
 import hashlib
 import json
+import re
 
 import mido
 import pytest
 
 from tests.data.test_polyphonic import LENGTHS, write_mat
 from tests.helpers.runs import TINY_MODEL, TINY_TRAINER, run_main
+from tests.test_api import guide_example, run_example
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the real entry points
 
@@ -67,3 +69,10 @@ def test_sampling_music_writes_midi_and_piano_rolls(music_run, tmp_path):
     for name in ("sample_0.mid", "sample_1.mid", "continuation_0.mid", "samples.png", "completions.png"):
         assert (out / name).is_file() and f"wrote {out / name}" in result.stdout
     assert mido.MidiFile(str(out / "sample_0.mid")).length > 0
+
+
+def test_the_guides_piano_roll_example_reconstructs_whole_pieces(music_run, capsys):
+    _, root = music_run
+    out = run_example(guide_example("Reconstruct a piano roll"), root / "run" / "checkpoints" / "last.ckpt", capsys)
+    pieces, steps, shape = re.search(r"(\d+) pieces, (\d+) steps; reconstruction at shape \((.*)\)", out).groups()
+    assert int(steps) == sum(LENGTHS["testdata"][: int(pieces)]) and shape.endswith(", 88")

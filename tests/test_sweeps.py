@@ -3,6 +3,8 @@
 import csv
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 from tests.helpers.runs import TINY, run_main
 from vrnn_lightning.launch.sweeps import swept_keys
@@ -31,6 +33,34 @@ def test_multirun_over_z_dim_writes_csv_markdown_and_plot(tmp_path):
     markdown = (sweep_dir / "summary.md").read_text()
     assert markdown.startswith("| job | model.z_dim | best_val_loss") and markdown.count("\n") == 4
     assert (sweep_dir / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # TensorBoard's HPARAMS tab: each job one session, its settings and its final figures
+    sessions = [hparams_session(sweep_dir / job / "tensorboard") for job in ("0", "1")]
+    assert [s["settings"]["model.z_dim"] for s in sessions] == [2.0, 4.0]
+    assert all(s["settings"]["choice/model"] == "vrnn" and s["settings"]["module.optimizer.lr"] > 0 for s in sessions)
+    for session, row in zip(sessions, rows, strict=True):
+        assert session["figures"]["hparams/best_val_loss"] == pytest.approx(float(row["best_val_loss"]), rel=1e-5)
+        assert {"hparams/test/loss", "hparams/test/bpc", "hparams/wall_s"} <= set(session["figures"])
+
+
+def hparams_session(folder) -> dict:
+    """The hyperparameters and final figures a run wrote for TensorBoard's HPARAMS tab, read from its events."""
+    settings, figures = {}, {}
+    for events in sorted(folder.glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        try:
+            contents = accumulator.PluginTagToContent("hparams").values()
+        except KeyError:  # an event file without hyperparameters (the training curves)
+            contents = []
+        for raw in contents:
+            data = plugin_data_pb2.HParamsPluginData.FromString(raw)
+            if data.HasField("session_start_info"):
+                for key, value in data.session_start_info.hparams.items():
+                    settings[key] = value.number_value if value.HasField("number_value") else value.string_value
+        for tag in accumulator.Tags()["scalars"]:
+            if tag.startswith("hparams/"):
+                figures[tag] = accumulator.Scalars(tag)[-1].value
+    return {"settings": settings, "figures": figures}
 
 
 def test_swept_keys_are_those_that_differ():

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONFIG_DIR = Path(__file__).resolve().parent / "conf"  # the packaged configs: in a wheel as in a clone
 
 
 class ConfigError(ValueError):
@@ -66,16 +66,45 @@ def one_line_errors() -> Iterator[None]:
         exit_with(message)
 
 
+def user_config_dirs(argv: Sequence[str]) -> list[Path]:
+    """The folders of the user's own configs a command names, by Hydra's `--config-dir` (`-cd`) or by
+    `hydra.searchpath=[...]` (plain or `file://` entries); each must exist."""
+    folders: list[tuple[str, str]] = []
+    for i, arg in enumerate(argv):
+        if arg in ("--config-dir", "-cd") and i + 1 < len(argv):
+            folders.append(("--config-dir", argv[i + 1]))
+        elif arg.startswith("--config-dir="):
+            folders.append(("--config-dir", arg.split("=", 1)[1]))
+        elif arg.lstrip("+").startswith("hydra.searchpath="):
+            entries = arg.split("=", 1)[1].strip("[]").split(",")
+            folders += [("hydra.searchpath", e.strip().strip("'\"")) for e in entries if "pkg://" not in e]
+    paths = []
+    for option, folder in folders:
+        path = Path(folder.removeprefix("file://")).expanduser()
+        if not path.is_dir():
+            raise ConfigError(
+                f"{option}={folder} is not a folder (looked for {path.resolve()}); pass the folder that holds your "
+                "config groups (experiment/, model/, data/, ...)"
+            )
+        paths.append(path)
+    return paths
+
+
 def check_group_choices(overrides: Sequence[str], config_dir: Path = CONFIG_DIR) -> None:
-    """Name an unknown option of a config group (`trainer=tpu`) in one line, before Hydra's many-line report.
-    Groups that plugins provide (hydra/launcher=..., hydra/sweeper=...) are left to Hydra."""
+    """Name an unknown option of a config group (`trainer=tpu`, `experiment=my_run`) in one line, before
+    Hydra's many-line report, saying where it looked: the packaged configs and the user's own folders. Groups
+    that plugins provide (hydra/launcher=..., hydra/sweeper=...) are left to Hydra."""
+    folders = [config_dir, *user_config_dirs(overrides)]
     for override in overrides:
         key, sep, values = override.partition("=")
         key = key.lstrip("+~")
-        group = config_dir / key
-        if not sep or key.startswith("hydra") or "." in key or not group.is_dir():
+        groups = [folder / key for folder in folders if (folder / key).is_dir()]
+        if not sep or key.startswith("hydra") or key.startswith("-") or "." in key or not groups:
             continue
-        options = sorted(p.stem for p in group.glob("*.yaml"))
+        options = sorted({p.stem for group in groups for p in group.glob("*.yaml")})
         for value in values.split(","):  # a multirun sweeps several
             if value not in ("null", "") and value not in options:
-                raise ConfigError(f"{key}={value} is not a config of {key}/; choose one of: {', '.join(options)}")
+                where = " and ".join(str(folder / key) for folder in folders)
+                raise ConfigError(
+                    f"{key}={value} is not a config of {key}/ (looked in {where}); choose one of: {', '.join(options)}"
+                )

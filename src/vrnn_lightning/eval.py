@@ -163,7 +163,7 @@ def carried_state_metrics(
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="eval")
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     with one_line_errors():
         metrics = evaluate(cfg)
@@ -175,7 +175,12 @@ def main(cfg: DictConfig) -> None:
     print(f"wrote {path}")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """`vrnn-eval`, and `python -m vrnn_lightning.eval`: config groups checked in one line, then the main."""
     with one_line_errors():
         check_group_choices(sys.argv[1:])
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -38,7 +38,7 @@ def sample(cfg: DictConfig) -> list[Path]:
     )
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="sample")
+@hydra.main(version_base="1.3", config_path="conf", config_name="sample")
 def main(cfg: DictConfig) -> None:
     with one_line_errors():
         paths = sample(cfg)
@@ -46,7 +46,12 @@ def main(cfg: DictConfig) -> None:
         print(f"wrote {path}")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """`vrnn-sample`, and `python -m vrnn_lightning.sample`: config groups checked in one line, then the main."""
     with one_line_errors():
         check_group_choices(sys.argv[1:])
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -30,6 +30,7 @@ from vrnn_lightning.launch.ranks import (
     requeued_job_checkpoint,
 )
 from vrnn_lightning.training.callbacks import RunInterrupted
+from vrnn_lightning.training.hparams import record_hparams
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if not trainer.is_global_zero:
         return {}
     (Path(cfg.paths.output_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    record_hparams(trainer.loggers, cfg, metrics)  # a row of TensorBoard's HPARAMS table
     return metrics
 
 
@@ -100,7 +102,7 @@ def resume_command(cfg: DictConfig) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Returns `optimized_metric` (set by hparams_search configs) for Hydra's sweepers."""
     route_lightning_logs_to_hydra()
@@ -121,7 +123,12 @@ def main(cfg: DictConfig) -> float | None:
     return metrics.get(objective) if objective else None
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """`vrnn-train`, and `python -m vrnn_lightning.train`: config groups checked in one line, then the main."""
     with one_line_errors():
         check_group_choices(sys.argv[1:])
     main()
+
+
+if __name__ == "__main__":
+    cli()

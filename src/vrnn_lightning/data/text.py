@@ -236,6 +236,14 @@ class CharDataModule(SequenceDataModule):
     def metadata(self) -> dict[str, Any]:
         return {**super().metadata, "vocab": self.vocab.chars}
 
+    def encode(self, text: str) -> Tensor:
+        """A string as the (T,) ids the model reads; a character outside the vocabulary is one ConfigError."""
+        return self.vocab.encode(text)
+
+    def decode(self, ids: Tensor) -> str:
+        """(T,) ids, e.g. a row of `model.generate(...)`, as text."""
+        return self.vocab.decode(ids)
+
     @classmethod
     def write_samples(
         cls, model: Any, metadata: dict[str, Any], folder: Path, request: SampleRequest, load_data: Any

@@ -92,6 +92,7 @@ TRAIN: dict[str, Check] = {
     "model.posterior": one_of("filtering", "smoothing"),
     "model.future_prediction": optional(BOOLEAN),
     "model.min_std": POSITIVE,
+    "model.dropout": (lambda v: is_number(v) and 0 <= v < 1, "a number from 0 to below 1"),
     "model.likelihood.std": optional(POSITIVE),
     "model.likelihood.min_std": POSITIVE,
     "model.likelihood.components": POSITIVE_INT,

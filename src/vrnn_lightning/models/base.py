@@ -130,6 +130,19 @@ def check_sizes(**sizes: int) -> None:
             raise ValueError(f"model.{name} must be a positive integer, got {value!r}")
 
 
+def check_dropout(rate: float) -> None:
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
+        raise ValueError(f"model.dropout must be a number from 0 to below 1, got {rate!r}")
+
+
+def with_dropout(stack: nn.Sequential, rate: float) -> nn.Sequential:
+    """`stack` with its output dropped out at `rate` in training (appended last: the layers keep their
+    names, so checkpoints without dropout load into it)."""
+    if rate > 0:
+        stack.append(nn.Dropout(rate))
+    return stack
+
+
 def mlp(in_dim: int, width: int, layers: int) -> nn.Sequential:
     """`layers` x (Linear, ReLU): the feature extractors and the trunks of the prior, encoder and decoder."""
     modules: list[nn.Module] = []

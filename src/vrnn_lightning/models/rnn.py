@@ -12,7 +12,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from vrnn_lightning.models.base import SequenceModel, SequenceOutput, check_sizes, full_mask, masked, mlp
+from vrnn_lightning.models.base import (
+    SequenceModel,
+    SequenceOutput,
+    check_dropout,
+    check_sizes,
+    full_mask,
+    masked,
+    mlp,
+    with_dropout,
+)
 from vrnn_lightning.models.likelihoods import Likelihood
 
 
@@ -37,16 +46,21 @@ class RNN(SequenceModel):
         hidden_dim: int = 256,
         mlp_layers: int = 2,
         rnn: str = "gru",
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         sizes = dict(h_dim=h_dim, x_feat_dim=x_feat_dim, hidden_dim=hidden_dim, mlp_layers=mlp_layers)
         check_sizes(**sizes)
+        check_dropout(dropout)
         if rnn not in ("gru", "lstm"):
             raise ValueError(f"model.rnn must be 'gru' or 'lstm', got {rnn!r}")
         self.config = dict(_target_=f"{__name__}.RNN", likelihood=likelihood.config, **sizes, rnn=rnn)
+        if dropout:  # absent at 0: configs of earlier versions match
+            self.config["dropout"] = dropout
         self.h_dim = h_dim
         self.likelihood = likelihood
-        self.phi_x = mlp(likelihood.in_dim, x_feat_dim, mlp_layers)
+        self.phi_x = with_dropout(mlp(likelihood.in_dim, x_feat_dim, mlp_layers), dropout)
+        self.decoder_dropout = nn.Dropout(dropout)  # on the decoder's input h_{t-1}
         self.decoder = nn.Sequential(mlp(h_dim, hidden_dim, mlp_layers), nn.Linear(hidden_dim, likelihood.param_dim))
         self.rnn = (nn.GRU if rnn == "gru" else nn.LSTM)(x_feat_dim, h_dim, batch_first=True)
 
@@ -64,7 +78,7 @@ class RNN(SequenceModel):
         else:
             h_first = state if isinstance(state, Tensor) else state[0]
         h_prev = torch.cat([h_first.unsqueeze(1), hiddens[:, :-1]], 1)  # (B, T, H): h_{t-1}
-        x_params = self.decoder(h_prev)
+        x_params = self.decoder(self.decoder_dropout(h_prev))
         recon = masked(self.likelihood.nll(x_params, x), mask)
         return SequenceOutput(recon, torch.zeros_like(recon), mask, x_params, state=to_batch_first(last))
 

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from vrnn_lightning.models.base import SequenceModel, SequenceOutput, check_sizes, full_mask, mlp
+from vrnn_lightning.models.base import (
+    SequenceModel,
+    SequenceOutput,
+    check_dropout,
+    check_sizes,
+    full_mask,
+    mlp,
+    with_dropout,
+)
 from vrnn_lightning.models.distributions import DiagonalGaussian
 from vrnn_lightning.models.likelihoods import Likelihood
 from vrnn_lightning.models.time_parallel import COMPILE_MODES, State, check_fusable, time_parallel_forward
@@ -88,15 +96,19 @@ class FuturePredictor(nn.Module):
 
 
 class Decoder(nn.Module):
-    """p(x_t | z_t, h_{t-1}): the likelihood's parameters from an MLP of [phi_z(z_t), h_{t-1}]."""
+    """p(x_t | z_t, h_{t-1}): the likelihood's parameters from an MLP of [phi_z(z_t), h_{t-1}], its input
+    dropped out at rate `dropout` in training."""
 
-    def __init__(self, z_feat_dim: int, h_dim: int, hidden_dim: int, param_dim: int, layers: int) -> None:
+    def __init__(
+        self, z_feat_dim: int, h_dim: int, hidden_dim: int, param_dim: int, layers: int, dropout: float = 0.0
+    ) -> None:
         super().__init__()
+        self.dropout = nn.Dropout(dropout)
         self.trunk = mlp(z_feat_dim + h_dim, hidden_dim, layers)
         self.out = nn.Linear(hidden_dim, param_dim)
 
     def forward(self, z_feat: Tensor, h: Tensor) -> Tensor:
-        return self.out(self.trunk(torch.cat([z_feat, h], -1)))
+        return self.out(self.trunk(self.dropout(torch.cat([z_feat, h], -1))))
 
 
 class Recurrence(nn.Module):
@@ -156,6 +168,7 @@ class VRNN(SequenceModel):
         future_prediction: bool = False,
         min_std: float = 1e-4,
         compile: bool | str = False,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         sizes = dict(
@@ -176,6 +189,7 @@ class VRNN(SequenceModel):
                 "model.future_prediction=true predicts the smoothing posterior's backward state; "
                 "set model.posterior=smoothing too"
             )
+        check_dropout(dropout)
         if not (isinstance(compile, bool) or compile in COMPILE_MODES):
             raise ValueError(f"model.compile must be true, false or one of {', '.join(COMPILE_MODES)}, got {compile!r}")
         self.config = dict(
@@ -187,18 +201,19 @@ class VRNN(SequenceModel):
             future_prediction=future_prediction,
             min_std=min_std,
             compile=compile,
+            **({"dropout": dropout} if dropout else {}),  # absent at 0: configs of earlier versions match
         )
         self.latent_dim, self.compile_mode = z_dim, compile
 
         self.likelihood = likelihood
-        self.phi_x = mlp(likelihood.in_dim, x_feat_dim, mlp_layers)
+        self.phi_x = with_dropout(mlp(likelihood.in_dim, x_feat_dim, mlp_layers), dropout)
         self.phi_z = mlp(z_dim, z_feat_dim, mlp_layers)
         self.prior = Prior(h_dim, hidden_dim, z_dim, mlp_layers, min_std)
         self.future = FutureSummary(x_feat_dim, h_dim) if posterior == "smoothing" else None
         self.future_predictor = FuturePredictor(z_dim, hidden_dim, h_dim, mlp_layers) if future_prediction else None
         observed_dim = x_feat_dim + (h_dim if self.future is not None else 0)
         self.encoder = Encoder(observed_dim, h_dim, hidden_dim, z_dim, mlp_layers, min_std)
-        self.decoder = Decoder(z_feat_dim, h_dim, hidden_dim, likelihood.param_dim, mlp_layers)
+        self.decoder = Decoder(z_feat_dim, h_dim, hidden_dim, likelihood.param_dim, mlp_layers, dropout)
         self.recurrence = Recurrence(x_feat_dim, z_feat_dim, h_dim, rnn)
         check_fusable(self)
 

@@ -32,7 +32,9 @@ def load_plain(path: str | Path, map_location: Any = "cpu") -> Any:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"GLOBAL ([\w.]+)", str(err))
-        what = f"a pickled {found.group(1)}" if found else "a pickled object that is not plain data"
+        if not found:  # not an object refused by name: bytes that are no pickle (a damaged or foreign file)
+            raise
+        what = f"a pickled {found.group(1)}"
         raise ConfigError(
             f"ckpt_path={str(path)!r} holds {what}, which a checkpoint must not (unpickling it could run code), "
             f"so it was not read; if you made the file yourself and trust it: {CONVERTER} {path} <new.ckpt>"
