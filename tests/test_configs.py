@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.launch.config_checks import check_config
@@ -114,3 +115,14 @@ def test_values_a_run_can_use_pass_the_up_front_checks(overrides):
 def test_values_a_run_cannot_use_are_named(overrides, message):
     with pytest.raises(ConfigError, match=message):
         check_config(compose_train(overrides), "train")
+
+
+@pytest.mark.parametrize(
+    "search, experiment",
+    [("shakespeare_optuna", "shakespeare_vrnn"), ("polyphonic_optuna", "polyphonic_vrnn_made")],
+)
+def test_every_searched_setting_is_a_key_of_the_experiment_it_searches(search, experiment):
+    cfg = compose_train([f"experiment={experiment}", f"hparams_search={search}"])
+    for key in cfg.hydra.sweeper.params:
+        assert OmegaConf.select(cfg, key) is not None, key  # a misspelt key would be searched in vain
+    assert cfg.optimized_metric.startswith("best_val")
