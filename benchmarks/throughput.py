@@ -6,12 +6,13 @@ Measures, in one run on one machine, with warm-up and the median of timed repeat
 turns step by step, so that drifts in the machine's speed do not favour one of them):
   (a) the project's VRNN training step (time-parallel forward + backward + AdamW),
   (b) the same step through the plain per-step formulation (models/reference.py),
-  (c) a character RNN on torch's fused nn.GRU of the same hidden size, batch and window.
+  (c) a character RNN on torch's fused nn.GRU of the same hidden size, batch and window,
+  and on CUDA (d) the step of (a) replayed as CUDA graphs, as training runs it (training/cuda_graphs.py).
 For each: characters per second, FLOPs per character (FlopCounterMode), achieved FLOP/s, peak memory and
 aten operator calls per time step (forward + backward). Then the VRNN's peak memory at several windows, and
 generation speed. Peak memory is CUDA's peak allocation on a GPU; on the CPU, the growth of the process's peak RSS
 over ten training steps (activations, gradients, optimiser state), each model in a fresh process. The last
-three lines are the ratios the project tracks.
+lines are the ratios the project tracks (on CUDA, two more: graphed_speedup_vs_eager, graphed_time_vs_cudnn_gru).
 """
 
 import argparse
@@ -30,7 +31,9 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from vrnn_lightning.models.base import full_mask
 from vrnn_lightning.models.reference import per_step_forward
+from vrnn_lightning.training.cuda_graphs import GraphedPasses
 
 CONF = Path(__file__).resolve().parents[1] / "src" / "vrnn_lightning" / "conf"
 VOCAB = 65
@@ -80,6 +83,10 @@ def build(kind: str, device: str, compile_mode: str | bool = False) -> tuple[nn.
     model = instantiate(cfg.model, likelihood={"x_dim": VOCAB}, compile=compile_mode).to(device)
     if kind == "vrnn":
         return model, lambda x: (lambda out: (out.recon + out.kl).mean())(model(x))
+    if kind == "graphed":  # (a) through CUDA graphs as training runs it, noise drawn outside
+        graphed = GraphedPasses(model, bucket=1)
+        noise = lambda x: torch.randn(*x.shape, model.latent_dim, device=x.device)
+        return model, lambda x: (lambda out: (out.recon + out.kl).mean())(graphed(x, full_mask(x), noise(x)))
     return model, lambda x: (lambda out: (out.recon + out.kl).mean())(
         per_step_forward(model, x, torch.randn(*x.shape, model.latent_dim, device=x.device))
     )
@@ -214,7 +221,7 @@ def main() -> None:
         f"device={args.device} threads={torch.get_num_threads()} batch={args.batch_size} window={args.seq_len} "
         f"h={cfg.model.h_dim} z={cfg.model.z_dim} torch={torch.__version__} compile={args.compile} bf16={args.bf16}"
     )
-    kinds = ["vrnn", "per_step", "gru"]
+    kinds = ["vrnn", "per_step", "gru", *(["graphed"] if args.device == "cuda" else [])]
     # Memory first: a child process inherits the parent's peak-RSS mark, which the timing below would raise.
     setting = (compile_mode, args.bf16)
     peaks = {kind: isolated_peak_mb(kind, args.device, args.batch_size, args.seq_len, *setting) for kind in kinds}
@@ -226,7 +233,7 @@ def main() -> None:
     chars = args.batch_size * args.seq_len
     results = {}
     for kind in kinds:
-        counted = count(kind, args.device, args.batch_size, args.seq_len)
+        counted = count("vrnn" if kind == "graphed" else kind, args.device, args.batch_size, args.seq_len)
         results[kind] = r = dict(
             step_ms=1000 * seconds[kind],
             chars_per_s=chars / seconds[kind],
@@ -253,6 +260,10 @@ def main() -> None:
     print(f"speedup_vs_per_step: {a['chars_per_s'] / b['chars_per_s']:.2f}")
     print(f"flop_efficiency_vs_fused_gru: {a['flop_per_s'] / c['flop_per_s']:.2f}")
     print(f"ops_per_step_vs_per_step: {a['ops_per_step'] / b['ops_per_step']:.2f}")
+    if "graphed" in results:  # the step as training runs it on a GPU (module.cuda_graphs=auto)
+        g = results["graphed"]
+        print(f"graphed_speedup_vs_eager: {a['step_ms'] / g['step_ms']:.2f}")
+        print(f"graphed_time_vs_cudnn_gru: {g['step_ms'] / c['step_ms']:.2f}")
 
 
 if __name__ == "__main__":

@@ -162,6 +162,14 @@ CASES: dict[str, tuple[Inputs, list[str]]] = {
         lambda f, c: ["train", *TINY, "model.compile=reduce-overhead"],
         ["model.compile=reduce-overhead", "need a GPU", "model.compile=true"],
     ),
+    "CUDA graphs switched on without a GPU": (
+        lambda f, c: ["train", *TINY, "module.cuda_graphs=true"],
+        ["module.cuda_graphs=true replays the model as CUDA graphs, which need a GPU", "module.cuda_graphs=auto"],
+    ),
+    "CUDA graphs switch not a choice": (
+        lambda f, c: ["train", *TINY, "module.cuda_graphs=sometimes"],
+        ["module.cuda_graphs='sometimes' is not valid", "auto, True, False"],
+    ),
     "negative learning rate": (
         lambda f, c: ["train", *TINY, "module.optimizer.lr=-1"],
         ["module.optimizer.lr=-1 is not valid", "a number > 0"],
@@ -340,6 +348,8 @@ EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
 }
 CASES.update(EARLY_CASES)
 CASES["resumed from a crafted last.ckpt"] = (resume_from_crafted_last, ["pickled posix.system"])
+if torch.cuda.is_available():
+    del CASES["CUDA graphs switched on without a GPU"]
 if not torch.cuda.is_available():
     CASES["trainer=gpu without CUDA"] = (
         lambda f, c: ["train", "trainer=gpu"],

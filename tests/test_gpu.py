@@ -72,3 +72,49 @@ def test_time_parallel_forward_matches_the_reference_on_the_gpu(compile):
     assert torch.allclose(fast, ref, atol=1e-5, rtol=0)
     for name, grad in ref_grads.items():
         assert torch.allclose(fast_grads[name], grad, atol=1e-5, rtol=0), name
+
+
+@pytest.mark.slow
+@run_if(min_cuda_gpus=1)
+@pytest.mark.parametrize("rnn, posterior", [("gru", "filtering"), ("lstm", "filtering"), ("gru", "smoothing")])
+def test_a_graphed_step_equals_the_eager_step(rnn, posterior):
+    """The real capture (make_graphed_callables): loss and every gradient to 1e-5 in float32, on a ragged batch
+    padded to its bucket, with the same noise."""
+    from vrnn_lightning.training.cuda_graphs import GraphedPasses
+
+    torch.manual_seed(0)
+    model = VRNN(
+        Categorical(9), h_dim=12, z_dim=3, x_feat_dim=7, z_feat_dim=5, hidden_dim=10, rnn=rnn, posterior=posterior
+    )
+    model = model.cuda()
+    x = torch.randint(0, 9, (4, 11), device="cuda")
+    mask = (torch.arange(11, device="cuda") < torch.tensor([11, 9, 5, 2], device="cuda")[:, None]).float()
+    noise = torch.randn(4, 11, 3, device="cuda")
+    graphed = GraphedPasses(model, bucket=8)
+    results = []
+    for forward in (lambda: model(x, mask, noise), lambda: graphed(x, mask, noise), lambda: graphed(x, mask, noise)):
+        model.zero_grad()
+        out = forward()
+        loss = (out.recon.sum() + out.kl.sum()) / mask.sum()
+        loss.backward()
+        results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (eager_loss, eager_grads), *replays = results
+    for loss, grads in replays:  # the capture, then a replay
+        assert loss == pytest.approx(eager_loss, abs=1e-5)
+        for name, grad in eager_grads.items():
+            assert torch.allclose(grads[name], grad, atol=1e-5, rtol=0), name
+    assert len(graphed.graphs) == 1
+
+
+@pytest.mark.slow
+@run_if(min_cuda_gpus=1)
+def test_graphed_and_eager_runs_of_one_seed_end_alike(tmp_path):
+    metrics = {}
+    for switch in ("auto", "false"):
+        run = tmp_path / switch
+        overrides = [*GPU_TINY, "trainer.max_steps=200", f"module.cuda_graphs={switch}", f"hydra.run.dir={run}"]
+        result = run_main("train", *overrides, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        metrics[switch] = json.loads((run / "metrics.json").read_text())
+    assert "CUDA graphs: on" in (tmp_path / "auto" / "train.log").read_text()
+    assert abs(metrics["auto"]["val/loss"] - metrics["false"]["val/loss"]) < 0.01

@@ -66,7 +66,9 @@ def test_logged_figures_count_real_steps_only(monkeypatch):
     logged = capture_logs(module, monkeypatch)
     model = module.model
     # z at the posterior means: the two batches' random draws would differ in shape, hence in value
-    monkeypatch.setattr(model, "forward", lambda x, mask: VRNN.forward(model, x, mask, torch.zeros(*x.shape, 4)))
+    monkeypatch.setattr(
+        model, "forward", lambda x, mask, noise=None: VRNN.forward(model, x, mask, torch.zeros(*x.shape, 4))
+    )
     pieces = torch.randint(0, len(VOCAB), (2, 5))
     module.validation_step(full_batch(pieces), 0)
     alone = dict(logged)

@@ -38,12 +38,17 @@ log = logging.getLogger(__name__)
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # torch.compile modes that capture CUDA graphs
 
 
-def check_accelerator(accelerator: str, compile_mode: object) -> None:
+def check_accelerator(accelerator: str, compile_mode: object, cuda_graphs: object = "auto") -> None:
     """Fail early, in one line, where the config asks for a GPU the machine does not have, or for CUDA graphs
     on the CPU (where torch.compile would quietly leave them out: refused, so no run claims them falsely)."""
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError("trainer=gpu asks for a CUDA GPU but none is visible; use trainer=cpu (or trainer=default)")
     on_cpu = accelerator == "cpu" or not torch.cuda.is_available()
+    if cuda_graphs is True and on_cpu:
+        raise ConfigError(
+            "module.cuda_graphs=true replays the model as CUDA graphs, which need a GPU; use module.cuda_graphs=auto "
+            "(graphs where there is a GPU, eager elsewhere) or false"
+        )
     if compile_mode in CUDA_GRAPH_MODES and on_cpu:
         raise ConfigError(
             f"model.compile={compile_mode} captures CUDA graphs, which need a GPU; use model.compile=true on the CPU"
@@ -54,7 +59,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test as `cfg` says; returns the final metrics, on rank 0 only (empty on other DDP ranks).
     Callable without Hydra's main (tests do)."""
     check_config(cfg, "train")
-    check_accelerator(str(cfg.trainer.get("accelerator", "auto")), cfg.model.get("compile"))
+    check_accelerator(
+        str(cfg.trainer.get("accelerator", "auto")), cfg.model.get("compile"), cfg.module.get("cuda_graphs", "auto")
+    )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.data, _convert_="all")  # plain containers: checkpoints load with weights_only

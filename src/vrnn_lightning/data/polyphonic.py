@@ -19,7 +19,7 @@ from torch import Tensor
 
 from vrnn_lightning.data.base import SampleRequest, SequenceDataModule, check_counts, figure
 from vrnn_lightning.data.downloads import verified_file
-from vrnn_lightning.data.images import picture_grids, write_png
+from vrnn_lightning.data.piano_rolls import piano_roll_pictures, write_rgb_png
 from vrnn_lightning.data.variable_length import VariableLengthLoaders, by_length
 from vrnn_lightning.errors import ConfigError
 
@@ -124,12 +124,14 @@ class PolyphonicDataModule(VariableLengthLoaders, SequenceDataModule):
         cls, model: Any, metadata: dict[str, Any], folder: Path, request: SampleRequest, load_data: Any
     ) -> list[Path]:
         """MIDI files of `num_samples` generated pieces of `length` steps and of continuations of test pieces'
-        openings (their first half read, the rest generated), and a PNG piano roll of each kind."""
+        openings (their first half read, the rest generated), and PNG piano rolls (`data/piano_rolls.py`): the
+        shortest test pieces beside their reconstructions, samples, and the openings continued."""
         from vrnn_lightning.data.midi import write_midi  # here: only music needs a MIDI library
 
         datamodule = load_data()
         datamodule.setup("test")
-        openings = by_length(datamodule.pieces["test"], request.num_samples)[0].x  # the shortest test pieces
+        shortest = by_length(datamodule.pieces["test"], request.num_samples)[0]  # the shortest test pieces
+        openings = shortest.x
         generator = torch.Generator(model.device).manual_seed(request.seed)
         with torch.no_grad():
             samples = model.generate(
@@ -144,8 +146,6 @@ class PolyphonicDataModule(VariableLengthLoaders, SequenceDataModule):
         for kind, rolls in (("sample", samples), ("continuation", continuations)):
             for i, roll in enumerate(rolls):
                 paths.append(write_midi(folder / f"{kind}_{i}.mid", roll, metadata["lowest_midi"]))
-        grids = picture_grids(model, openings, "piano_roll", seed=request.seed)
-        paths += [
-            write_png(folder / f"{name.split('/')[-1]}.png", grid, request.image_scale) for name, grid in grids.items()
-        ]
+        pictures = piano_roll_pictures(model, openings, shortest.mask, metadata["lowest_midi"], seed=request.seed)
+        paths += [write_rgb_png(folder / f"{name.split('/')[-1]}.png", image) for name, image in pictures.items()]
         return paths

@@ -81,6 +81,7 @@ TRAIN: dict[str, Check] = {
     "module.objective": one_of("elbo", "iwae"),
     "module.train_samples": POSITIVE_INT,
     "module.auxiliary_weight": NON_NEGATIVE,
+    "module.cuda_graphs": one_of("auto", True, False),
     "data.max_len": (lambda v: is_int(v) and v >= 2, "a whole number >= 2"),
     "model.h_dim": POSITIVE_INT,
     "model.z_dim": POSITIVE_INT,

@@ -11,6 +11,7 @@ latent usage and the random state are callbacks (`training/callbacks/`), which r
 `validation_step` and `test_step` return.
 """
 
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +24,10 @@ from vrnn_lightning.data.base import Batch, figure_value
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.models import SequenceModel, SequenceOutput
 from vrnn_lightning.models.base import detach_state
+from vrnn_lightning.training.cuda_graphs import GraphedPasses
 from vrnn_lightning.training.schedules import kl_weight, warmup_cosine
+
+log = logging.getLogger(__name__)
 
 
 class SequenceModule(L.LightningModule):
@@ -43,6 +47,7 @@ class SequenceModule(L.LightningModule):
         objective: str = "elbo",
         train_samples: int = 1,
         auxiliary_weight: float = 1.0,
+        cuda_graphs: bool | str = "auto",
     ) -> None:
         super().__init__()
         if lr_schedule not in ("constant", "cosine"):
@@ -53,6 +58,8 @@ class SequenceModule(L.LightningModule):
             raise ValueError(f"module.objective must be 'elbo' or 'iwae', got {objective!r}")
         if isinstance(train_samples, bool) or not isinstance(train_samples, int) or train_samples < 1:
             raise ValueError(f"module.train_samples must be a whole number >= 1, got {train_samples!r}")
+        if cuda_graphs not in ("auto", True, False):
+            raise ValueError(f"module.cuda_graphs must be auto, true or false, got {cuda_graphs!r}")
         if objective == "iwae" and (free_bits > 0 or kl_warmup_steps > 0):
             raise ValueError(
                 "module.objective=iwae trains on the importance-weighted bound itself; "
@@ -62,6 +69,49 @@ class SequenceModule(L.LightningModule):
         self.model = model
         self.optimizer_factory = optimizer
         self.carried_states: dict[str, Any] = {}  # stage -> the state its last window ended in (streams)
+        self.graphs: GraphedPasses | None = None  # the model's pass as CUDA graphs, where they apply
+        self.graphs_decided = False
+
+    def draw_noise(self, x: Tensor) -> Tensor | None:
+        """The posterior noise of a pass over x (B, T, ...), drawn here, outside the model (and outside any CUDA
+        graph), from the run's seeded generator: the draw the model would make itself, in the dtype it would
+        use (autocast's under mixed precision), so eager and graphed runs, and resumed ones, draw alike."""
+        if not self.model.latent_dim:
+            return None
+        device = x.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else self.model.dtype
+        return torch.randn(*x.shape[:2], self.model.latent_dim, device=x.device, dtype=dtype)
+
+    def decide_graphs(self) -> None:
+        """Whether the model's pass runs as CUDA graphs (`module.cuda_graphs`: auto, on where they apply; false,
+        never); where they do not apply, the log says why, once."""
+        self.graphs_decided = True
+        if self.hparams.cuda_graphs is False:
+            return
+        trainer = self._trainer
+        reason = None
+        if self.device.type != "cuda":
+            reason = "off: the model is not on a CUDA GPU"
+        elif trainer is not None and trainer.world_size > 1:
+            reason = "off: under DDP the gradient all-reduce hooks run eager (module.cuda_graphs applies to one GPU)"
+        elif trainer is not None and str(trainer.precision) not in ("32-true", "32"):
+            reason = f"off: precision {trainer.precision} runs eager (graphs are captured in float32)"
+        elif self.model.config.get("compile"):
+            reason = "off: model.compile runs its own compiled loop"
+        if reason is not None:
+            log.info("CUDA graphs: %s", reason)
+            return
+        log.info("CUDA graphs: on (module.cuda_graphs=false turns them off)")
+        self.graphs = GraphedPasses(self.model)
+
+    def run_model(self, x: Tensor, mask: Tensor, state: Any = None) -> SequenceOutput:
+        """The model's pass with noise drawn here; through CUDA graphs where they apply."""
+        if not self.graphs_decided:
+            self.decide_graphs()
+        noise = self.draw_noise(x)
+        if self.graphs is not None:
+            return self.graphs(x, mask, noise, state)
+        return self.model(x, mask, noise, state=state) if state is not None else self.model(x, mask, noise)
 
     def beta(self) -> float:
         return kl_weight(self.global_step, self.hparams.kl_warmup_steps)
@@ -80,7 +130,7 @@ class SequenceModule(L.LightningModule):
         """The negative importance-weighted bound of `train_samples` trajectories per sequence (Burda et al.,
         2016), per real step; and the K-fold output, whose KL and reconstruction terms are logged as usual."""
         k = self.hparams.train_samples
-        out = self.model(batch.x.repeat_interleave(k, 0), batch.mask.repeat_interleave(k, 0))
+        out = self.run_model(batch.x.repeat_interleave(k, 0), batch.mask.repeat_interleave(k, 0))
         weights = out.log_weight().view(-1, k)  # (B, K)
         bound = torch.logsumexp(weights, 1) - math.log(k)  # (B,) log p(x) >= this, in expectation
         return -bound.sum() / batch.mask.sum(), out
@@ -97,7 +147,7 @@ class SequenceModule(L.LightningModule):
         else:
             # Only a continuing batch passes a state: a model of the older contract trains as before otherwise
             carried = self.carried_states.get(stage)
-            out = self.model(batch.x, batch.mask, state=carried) if continues else self.model(batch.x, batch.mask)
+            out = self.run_model(batch.x, batch.mask, state=carried if continues else None)
             # Carried into the next window, cut from this window's graph (truncated BPTT). After a resume the
             # first window starts from the zero state: the streams continue, their states do not.
             self.carried_states[stage] = None if out.state is None else detach_state(out.state)

@@ -5,6 +5,7 @@ from typing import Any
 import lightning as L
 
 from vrnn_lightning.data.images import picture_grids
+from vrnn_lightning.data.piano_rolls import piano_roll_pictures
 
 
 class FirstValidationBatch(L.Callback):
@@ -38,6 +39,12 @@ class ImageGrids(FirstValidationBatch):
         experiment = getattr(trainer.logger, "experiment", None)
         if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(experiment, "add_image"):
             return
-        layout = pl_module.hparams.data_metadata["image_layout"]
-        for name, grid in picture_grids(pl_module.model, self.first_batch.x, layout).items():
+        metadata = pl_module.hparams.data_metadata
+        if metadata["image_layout"] == "piano_roll":  # pieces of their own lengths, octaves marked, real beside model
+            batch = self.first_batch
+            pictures = piano_roll_pictures(pl_module.model, batch.x, batch.mask, metadata["lowest_midi"])
+            for name, picture in pictures.items():
+                experiment.add_image(name, picture, trainer.global_step, dataformats="HWC")
+            return
+        for name, grid in picture_grids(pl_module.model, self.first_batch.x, metadata["image_layout"]).items():
             experiment.add_image(name, grid, trainer.global_step, dataformats="HW")

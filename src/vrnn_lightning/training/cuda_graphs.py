@@ -1,0 +1,215 @@
+"""The model's pass replayed as CUDA graphs on a GPU: a training step is launch-bound (hundreds of small kernels
+per time step), and a graph replays all of them as one launch.
+
+Lightning-friendly: only the model's forward (and, in training, its backward) is captured, by
+`torch.cuda.make_graphed_callables`; automatic optimisation, gradient clipping, the schedule and logging stay
+Lightning's. The posterior noise is an input, drawn by the module outside the graph from the run's seeded
+generator, eager or graphed alike (`SequenceModule.draw_noise`), so seeded runs and resumes draw the same noise.
+
+A graph replays fixed shapes, so every batch is padded to a static shape first and its outputs cut back to
+the real rows and steps: rows to the largest batch seen in that mode (a last, partial validation batch gets
+zero-mask rows), steps up to the next multiple of `bucket` (variable-length music and speech: one graph per
+bucket, captured lazily when first met, at most `max_graphs` in all). The masks make the padding exact: a
+padded step or row has mask 0, so it adds nothing to any sum, and what follows a sequence's end never reaches
+its earlier steps (the smoothing posterior reads each sequence backwards from its own last real step).
+Where a graph cannot apply (a carried state, more shapes than `max_graphs`, a capture that fails), that batch
+runs eager and the log says so once per reason, naming `module.cuda_graphs=false` where a capture failed.
+Padding happens only here, on the graphed path: the CPU's eager runs are unchanged.
+"""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from vrnn_lightning.models import SequenceModel, SequenceOutput
+from vrnn_lightning.models.distributions import DiagonalGaussian
+
+log = logging.getLogger(__name__)
+
+FIELDS = ("recon", "kl", "x_params", "posterior_mean", "posterior_std", "prior_mean", "prior_std", "z", "auxiliary")
+
+
+class TensorPass(nn.Module):
+    """The model's teacher-forced pass with tensors out, what a graph can capture: `SequenceOutput`'s fields
+    that the model fills, in `FIELDS` order (its `state` is left out: carried states run eager)."""
+
+    def __init__(self, model: SequenceModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, mask: Tensor, noise: Tensor | None = None) -> tuple[Tensor, ...]:
+        out = self.model(x, mask, noise)
+        fields = {
+            "recon": out.recon,
+            "kl": out.kl,
+            "x_params": out.x_params,
+            "posterior_mean": None if out.posterior is None else out.posterior.mean,
+            "posterior_std": None if out.posterior is None else out.posterior.std,
+            "prior_mean": None if out.prior is None else out.prior.mean,
+            "prior_std": None if out.prior is None else out.prior.std,
+            "z": out.z,
+            "auxiliary": out.auxiliary,
+        }
+        return tuple(v for v in fields.values() if v is not None)
+
+
+def rebuild(values: tuple[Tensor, ...], present: tuple[str, ...], mask: Tensor) -> SequenceOutput:
+    fields = dict(zip(present, values, strict=True))
+    gaussian = lambda name: (
+        DiagonalGaussian(fields[f"{name}_mean"], fields[f"{name}_std"]) if f"{name}_mean" in fields else None
+    )
+    return SequenceOutput(
+        fields["recon"],
+        fields["kl"],
+        mask,
+        fields["x_params"],
+        gaussian("posterior"),
+        gaussian("prior"),
+        fields.get("z"),
+        None,
+        fields.get("auxiliary"),
+    )
+
+
+def bucket_length(steps: int, bucket: int) -> int:
+    """`steps` rounded up to a multiple of `bucket`: the few static lengths variable-length data is padded to."""
+    return -(-steps // bucket) * bucket
+
+
+def pad_to(tensor: Tensor | None, rows: int, steps: int) -> Tensor | None:
+    """(B, T, ...) zero-padded at the end to (rows, steps, ...)."""
+    if tensor is None:
+        return None
+    padded = tensor.new_zeros(rows, steps, *tensor.shape[2:])
+    padded[: tensor.shape[0], : tensor.shape[1]] = tensor
+    return padded
+
+
+def capture_forward(fn: nn.Module, sample: tuple[Tensor, ...]) -> Callable[..., tuple[Tensor, ...]]:
+    """A forward-only CUDA graph of `fn` (evaluation): warmed up on a side stream, captured once; each call
+    copies its inputs into the static ones, replays, and returns copies of the static outputs."""
+    static_inputs = tuple(s.clone() for s in sample)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream), torch.no_grad():
+        for _ in range(3):  # warm-up: cuDNN and the allocator settle before capture
+            fn(*static_inputs)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.no_grad(), torch.cuda.graph(graph):
+        static_outputs = fn(*static_inputs)
+
+    def replay(*inputs: Tensor) -> tuple[Tensor, ...]:
+        for static, given in zip(static_inputs, inputs, strict=True):
+            static.copy_(given)
+        graph.replay()
+        return tuple(o.clone() for o in static_outputs)
+
+    return replay
+
+
+def capture_training(fn: nn.Module, sample: tuple[Tensor, ...]) -> Callable[..., tuple[Tensor, ...]]:
+    """Forward and backward of `fn` captured by `torch.cuda.make_graphed_callables` (autograd intact)."""
+    graphed = torch.cuda.make_graphed_callables(fn, sample)
+    return lambda *inputs: tuple(o.clone() for o in graphed(*inputs))  # the next replay overwrites the outputs
+
+
+class GraphedPasses:
+    """`model(x, mask, noise)` through CUDA graphs, one per (mode, rows, steps), captured lazily.
+
+    `capture_train` and `capture_eval` turn (module, sample inputs) into a callable; they are the CUDA capture
+    itself, and the only part of this class that needs a GPU (tests pass plain calls instead).
+    """
+
+    def __init__(
+        self,
+        model: SequenceModel,
+        bucket: int = 32,
+        max_graphs: int = 16,
+        capture_train: Callable = capture_training,
+        capture_eval: Callable = capture_forward,
+    ) -> None:
+        self.model, self.bucket, self.max_graphs = model, bucket, max_graphs
+        self.capture_train, self.capture_eval = capture_train, capture_eval
+        # (training, rows, steps) -> the replay, or None where the capture failed (that shape runs eager)
+        self.graphs: dict[tuple[bool, int, int], Callable[..., tuple[Tensor, ...]] | None] = {}
+        self.rows: dict[bool, int] = {}  # the static batch of each mode: the largest seen
+        self.present: tuple[str, ...] | None = None
+        self.said: set[str] = set()
+        self.eager_batches = 0
+
+    def say_once(self, reason: str) -> None:
+        if reason not in self.said:
+            self.said.add(reason)
+            log.info("CUDA graphs: %s", reason)
+
+    def __call__(self, x: Tensor, mask: Tensor, noise: Tensor | None, state: Any = None) -> SequenceOutput:
+        training = torch.is_grad_enabled() and self.model.training
+        if state is not None:
+            self.say_once("a carried state (data.stateful=true) runs eager")
+            return self.eager(x, mask, noise, state)
+        rows = max(self.rows.get(training, 0), x.shape[0])
+        steps = x.shape[1] if self.bucket <= 1 else bucket_length(x.shape[1], self.bucket)
+        key = (training, rows, steps)
+        if key not in self.graphs:
+            if len(self.graphs) >= self.max_graphs:
+                self.say_once(f"{self.max_graphs} graphs captured already; a batch of a new shape runs eager")
+                return self.eager(x, mask, noise, state)
+            self.rows[training] = rows
+            inputs = self.padded(x, mask, noise, rows, steps)
+            passes = TensorPass(self.model)
+            if self.present is None:
+                self.present = self.fields_present(passes, inputs)
+            capture = self.capture_train if training else self.capture_eval
+            kind = "training" if training else "evaluation"
+            try:
+                self.graphs[key] = capture(passes, inputs)
+            except Exception as err:  # a capture the driver or an op refuses: this shape goes on eager
+                first = (str(err).strip().splitlines() or [""])[0]
+                log.warning(
+                    "CUDA graphs: capturing the %s graph for batch %d x %d failed (%s: %s); it runs eager "
+                    "(module.cuda_graphs=false turns graphs off)",
+                    kind,
+                    rows,
+                    steps,
+                    type(err).__name__,
+                    first,
+                )
+                self.graphs[key] = None
+            if self.graphs[key] is not None:
+                log.info("CUDA graphs: captured %s graph %d, batch %d x %d steps", kind, len(self.graphs), rows, steps)
+        if self.graphs[key] is None:
+            return self.eager(x, mask, noise, state)
+        values = self.graphs[key](*self.padded(x, mask, noise, rows, steps))
+        batch, length = x.shape[:2]
+        return rebuild(tuple(v[:batch, :length] for v in values), self.present, mask)
+
+    def eager(self, x: Tensor, mask: Tensor, noise: Tensor | None, state: Any) -> SequenceOutput:
+        self.eager_batches += 1
+        return self.model(x, mask, noise, state=state) if state is not None else self.model(x, mask, noise)
+
+    @staticmethod
+    def padded(x: Tensor, mask: Tensor, noise: Tensor | None, rows: int, steps: int) -> tuple[Tensor, ...]:
+        inputs = (pad_to(x, rows, steps), pad_to(mask, rows, steps))
+        return inputs if noise is None else (*inputs, pad_to(noise, rows, steps))
+
+    @staticmethod
+    def fields_present(passes: TensorPass, inputs: tuple[Tensor, ...]) -> tuple[str, ...]:
+        """Which of FIELDS the model fills, from one small eager pass (two rows, one step; no gradient)."""
+        with torch.no_grad():
+            out = passes.model(*(t[:2, :1] for t in inputs))
+        found = {
+            "recon": out.recon,
+            "kl": out.kl,
+            "x_params": out.x_params,
+            "posterior_mean": out.posterior,
+            "posterior_std": out.posterior,
+            "prior_mean": out.prior,
+            "prior_std": out.prior,
+            "z": out.z,
+            "auxiliary": out.auxiliary,
+        }
+        return tuple(name for name in FIELDS if found[name] is not None)
