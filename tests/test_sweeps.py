@@ -37,9 +37,20 @@ def test_multirun_over_z_dim_writes_csv_markdown_and_plot(tmp_path):
     sessions = [hparams_session(sweep_dir / job / "tensorboard") for job in ("0", "1")]
     assert [s["settings"]["model.z_dim"] for s in sessions] == [2.0, 4.0]
     assert all(s["settings"]["choice/model"] == "vrnn" and s["settings"]["module.optimizer.lr"] > 0 for s in sessions)
+    experiment = sweep_experiment(sweep_dir)  # what the table's columns are: the swept setting, the figures
+    assert [info.name for info in experiment.hparam_infos] == ["model.z_dim"]
+    assert {"hparams/best_val_loss", "hparams/test/loss"} <= {m.name.tag for m in experiment.metric_infos}
     for session, row in zip(sessions, rows, strict=True):
         assert session["figures"]["hparams/best_val_loss"] == pytest.approx(float(row["best_val_loss"]), rel=1e-5)
         assert {"hparams/test/loss", "hparams/test/bpc", "hparams/wall_s"} <= set(session["figures"])
+
+
+def sweep_experiment(sweep_dir):
+    (events,) = sweep_dir.glob("events.out.tfevents.*.sweep")
+    accumulator = EventAccumulator(str(events))
+    accumulator.Reload()
+    (raw,) = accumulator.PluginTagToContent("hparams").values()
+    return plugin_data_pb2.HParamsPluginData.FromString(raw).experiment
 
 
 def hparams_session(folder) -> dict:

@@ -1,7 +1,8 @@
 """When a multirun ends: one table and one plot of every job, instead of a pile of folders.
 
 Each training run writes metrics.json into its folder; `SweepSummary` reads them with each job's overrides
-and writes summary.csv, summary.md and summary.png into the sweep folder.
+and writes summary.csv, summary.md and summary.png into the sweep folder, and the definition of the sweep's
+table in TensorBoard's HPARAMS tab (its swept settings and final figures as the columns).
 """
 
 import csv
@@ -12,6 +13,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from vrnn_lightning.training.hparams import final_figures
 
 log = logging.getLogger(__name__)
 COLUMNS = ["best_val_loss", "test/loss", "test/kl", "test/recon", "wall_s"]
@@ -57,7 +60,32 @@ def write_summary(sweep_dir: Path) -> list[Path]:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(cell(row.get(h, "")) for h in header) + " |" for row in rows]
     (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
-    return [sweep_dir / "summary.csv", sweep_dir / "summary.md", plot(rows, keys, sweep_dir / "summary.png")]
+    written = [sweep_dir / "summary.csv", sweep_dir / "summary.md", plot(rows, keys, sweep_dir / "summary.png")]
+    return [*written, *hparams_experiment(rows, keys, sweep_dir)]
+
+
+def number_or_text(value: str) -> float | str:
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def hparams_experiment(rows: list[dict[str, Any]], keys: list[str], sweep_dir: Path) -> list[Path]:
+    """An events file in the sweep folder that tells TensorBoard's HPARAMS tab what the sweep is: the swept
+    settings and the final figures as its columns (each job logs all its settings; without this the table would
+    open on the first few by name, rarely the swept ones)."""
+    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard.summary import hparams
+
+    figures = final_figures(rows[0])
+    if not keys or not figures:
+        return []
+    experiment, _, _ = hparams({key: number_or_text(rows[0][key]) for key in keys}, figures)
+    writer = SummaryWriter(log_dir=str(sweep_dir), filename_suffix=".sweep")
+    writer.file_writer.add_summary(experiment)
+    writer.close()
+    return sorted(sweep_dir.glob("events.out.tfevents.*.sweep"))
 
 
 def plot(rows: list[dict[str, Any]], keys: list[str], path: Path) -> Path:
