@@ -147,9 +147,16 @@ def accepted_options(data_class: type) -> list[str]:
     return accepted
 
 
-def check_data_overrides(data_class: type, overrides: dict[str, Any]) -> None:
+def check_data_overrides(data_class: type, overrides: dict[str, Any], saved: bool = False) -> None:
+    """Every key a setting of `data_class`'s constructor: the user's `data.*` overrides, or (`saved`) the
+    settings a checkpoint stores, which are passed to it as named arguments and nothing more."""
     accepted = accepted_options(data_class)
     foreign = sorted(set(overrides) - set(accepted))
+    if foreign and saved:
+        raise ConfigError(
+            f"datamodule_hyper_parameters.{foreign[0]} is not a setting of {data_class.__name__}; the checkpoint "
+            "was written by another version or program"
+        )
     if foreign:
         raise ConfigError(
             f"data.{foreign[0]} does not apply to this checkpoint's data ({data_class.__name__}); "
@@ -162,5 +169,5 @@ def datamodule_from_checkpoint(checkpoint: dict[str, Any], **overrides: Any) -> 
     data_class = datamodule_class(checkpoint)
     check_data_overrides(data_class, overrides)
     settings = checkpoint.get("datamodule_hyper_parameters", {})
-    check_data_overrides(data_class, settings)  # a file's settings are named arguments of the class, nothing more
+    check_data_overrides(data_class, settings, saved=True)
     return data_class(**{**settings, **overrides})
