@@ -6,7 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vrnn_lightning.data.base import Batch
 from vrnn_lightning.models import MADE, RNN, VRNN, build
+from vrnn_lightning.training.module import SequenceModule
 
 
 @pytest.fixture
@@ -59,11 +61,13 @@ def test_samples_follow_the_distribution(head):
     assert torch.allclose(counts / 4000, expected, atol=0.03)
 
 
-@pytest.mark.parametrize("model", ["vrnn", "rnn"])
+@pytest.mark.parametrize("model", ["vrnn", "vrnn smoothing", "rnn"])
 def test_padding_and_masks_behave_as_for_every_head(model):
     torch.manual_seed(0)
     head = MADE(6, hidden_dim=8)
-    net = VRNN(head, h_dim=8, z_dim=2, x_feat_dim=8, z_feat_dim=8, hidden_dim=8) if model == "vrnn" else RNN(head, 8)
+    sizes = dict(h_dim=8, z_dim=2, x_feat_dim=8, z_feat_dim=8, hidden_dim=8)
+    posterior = "smoothing" if "smoothing" in model else "filtering"
+    net = VRNN(head, **sizes, posterior=posterior) if model.startswith("vrnn") else RNN(head, 8)
     x, mask = torch.randint(0, 2, (2, 5, 6)).float(), torch.tensor([[1.0] * 5, [1.0] * 3 + [0.0] * 2])
     noise = torch.randn(2, 5, net.latent_dim) if net.latent_dim else None
     out = net(x, mask, noise)
@@ -79,3 +83,15 @@ def test_rebuilt_from_its_config_and_bad_sizes_are_one_line():
     assert build(head.config).config == head.config and head.param_dim == 3 + 4
     with pytest.raises(ValueError, match="model.likelihood.hidden_dim must be a whole number >= 1, got 0"):
         MADE(4, hidden_dim=0)
+
+
+def test_the_vrnn_with_the_head_trains_on_the_importance_weighted_bound():
+    torch.manual_seed(0)
+    model = VRNN(MADE(6, hidden_dim=8), h_dim=8, z_dim=2, x_feat_dim=8, z_feat_dim=8, hidden_dim=8)
+    module = SequenceModule(model, torch.optim.AdamW, data_metadata={}, objective="iwae", train_samples=4)
+    batch = Batch(torch.randint(0, 2, (3, 5, 6)).float(), torch.ones(3, 5))
+    loss, out = module.iwae_loss(batch)
+    loss.backward()
+    elbo = (out.recon.sum() + out.kl.sum()) / out.mask.sum()  # the K-fold output's own ELBO estimate
+    assert torch.isfinite(loss) and loss <= elbo + 1e-5  # the IW bound is at least the average ELBO
+    assert all(p.grad is not None for p in model.likelihood.parameters())
