@@ -64,9 +64,15 @@ def draw(rows: list[list[tuple[str, Tensor]]], lowest_midi: int, marks: list[int
 
 
 @torch.no_grad()
-def piano_roll_pictures(model: Any, x: Tensor, mask: Tensor, lowest_midi: int, seed: int = 0) -> dict[str, np.ndarray]:
+def piano_roll_pictures(
+    model: Any, x: Tensor, mask: Tensor, lowest_midi: int, seed: int = 0, max_steps: int | None = None
+) -> dict[str, np.ndarray]:
     """Pictures of pieces x (B, T, 88) with their mask (B, T) and `model`: real beside reconstructed, sampled,
-    and continued openings (the first half of the shortest piece read, the rest generated)."""
+    and continued openings (the first half of the shortest piece read, the rest generated). `max_steps` keeps
+    the first that many steps of each piece (what TensorBoard shows after every validation: drawing and an
+    autoregressive head's sampling grow with the length)."""
+    if max_steps is not None:
+        x, mask = x[:, :max_steps], mask[:, :max_steps]
     was_training = model.training
     model.eval()
     x, mask = x.to(model.device), mask.to(model.device)

@@ -32,8 +32,9 @@ class FirstValidationBatch(L.Callback):
 class ImageGrids(FirstValidationBatch):
     """Pictures of the first `count` sequences of the first validation batch, drawn in the data's image layout."""
 
-    def __init__(self, count: int = 8) -> None:
+    def __init__(self, count: int = 8, max_steps: int = 96) -> None:
         super().__init__(count)
+        self.max_steps = max_steps  # piano rolls: the first steps of each piece
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         experiment = getattr(trainer.logger, "experiment", None)
@@ -42,7 +43,9 @@ class ImageGrids(FirstValidationBatch):
         metadata = pl_module.hparams.data_metadata
         if metadata["image_layout"] == "piano_roll":  # pieces of their own lengths, octaves marked, real beside model
             batch = self.first_batch
-            pictures = piano_roll_pictures(pl_module.model, batch.x, batch.mask, metadata["lowest_midi"])
+            pictures = piano_roll_pictures(
+                pl_module.model, batch.x, batch.mask, metadata["lowest_midi"], max_steps=self.max_steps
+            )
             for name, picture in pictures.items():
                 experiment.add_image(name, picture, trainer.global_step, dataformats="HWC")
             return
