@@ -23,6 +23,7 @@ from vrnn_lightning.data.base import figure_value
 from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_errors
 from vrnn_lightning.launch.config_checks import check_config
 from vrnn_lightning.launch.console import quiet_library_noise, route_lightning_logs_to_hydra
+from vrnn_lightning.launch.hparams import record_hparams
 from vrnn_lightning.launch.ranks import (
     first_process_on_node,
     fresh_ddp_state_afterwards,
@@ -30,7 +31,6 @@ from vrnn_lightning.launch.ranks import (
     requeued_job_checkpoint,
 )
 from vrnn_lightning.training.callbacks import RunInterrupted
-from vrnn_lightning.training.hparams import record_hparams
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from vrnn_lightning.training.hparams import final_figures
+from vrnn_lightning.launch.hparams import final_figures
 
 log = logging.getLogger(__name__)
 COLUMNS = ["best_val_loss", "test/loss", "test/kl", "test/recon", "wall_s"]
