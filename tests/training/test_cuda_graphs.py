@@ -131,3 +131,20 @@ def test_a_capture_that_fails_is_one_warning_naming_the_switch_and_the_batch_run
     assert len(warnings) == 1 and "RuntimeError: operation not permitted" in warnings[0]
     assert "module.cuda_graphs=false" in warnings[0] and graphed.eager_batches == 2
     assert torch.equal(out.recon, model(x, mask, noise).recon)
+
+
+def test_graphs_stay_off_where_the_data_carries_the_state_between_windows(caplog, monkeypatch):
+    module = SequenceModule(tiny_vrnn(), torch.optim.AdamW, data_metadata={})
+    trainer = type("Trainer", (), {"world_size": 1, "precision": "32-true", "datamodule": None})()
+    trainer.datamodule = type("Streams", (), {"carries_state": True})()
+    monkeypatch.setattr(SequenceModule, "device", property(lambda self: torch.device("cuda")))
+    module._trainer = trainer
+    with caplog.at_level(logging.INFO, logger="vrnn_lightning.training.module"):
+        module.decide_graphs()
+    assert module.graphs is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "CUDA graphs: off: the data carries the state from window to window (data.stateful), which graphs do not"
+    ]
+    trainer.datamodule.carries_state = False
+    module.decide_graphs()
+    assert module.graphs is not None  # one GPU, float32, no carried state: on

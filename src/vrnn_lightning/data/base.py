@@ -77,6 +77,7 @@ class SequenceDataModule(L.LightningDataModule):
 
     eval_splits: ClassVar[tuple[str, ...]] = ("val", "test")  # what `eval split=...` may name
     has_streams: ClassVar[bool] = False  # one long sequence, read as contiguous streams (`streams`)
+    carries_state: bool = False  # its batches continue one another (truncated BPTT): a model state goes between them
     takes_prompt: ClassVar[bool] = False  # `sample prompt=...` continues a text
     # What one step's values are, for the heads that fit them (a Likelihood's `fits`): "symbols" (integer ids),
     # "binary" (0/1), "unit_interval" (intensities in [0, 1]) or "real".

@@ -225,6 +225,7 @@ class CharDataModule(SequenceDataModule):
         ids = self.vocab.encode(text)
         self.train_ids, self.val_ids, self.test_ids = ids[:train_end], ids[train_end:val_end], ids[val_end:]
         self.stateful, self.stateful_eval, self.eval_streams = stateful, stateful_eval, eval_streams
+        self.carries_state = stateful or stateful_eval
         if stateful:  # checked here for one process; the loader checks again for the run's devices
             StreamWindows(self.train_ids, seq_len, batch_size, batches_per_epoch)
 

@@ -98,6 +98,8 @@ class SequenceModule(L.LightningModule):
             reason = f"off: precision {trainer.precision} runs eager (graphs are captured in float32)"
         elif self.model.config.get("compile"):
             reason = "off: model.compile runs its own compiled loop"
+        elif getattr(getattr(trainer, "datamodule", None), "carries_state", False):
+            reason = "off: the data carries the state from window to window (data.stateful), which graphs do not"
         if reason is not None:
             log.info("CUDA graphs: %s", reason)
             return
