@@ -135,6 +135,11 @@ def check_dropout(rate: float) -> None:
         raise ValueError(f"model.dropout must be a number from 0 to below 1, got {rate!r}")
 
 
+def dropout_or_identity(rate: float) -> nn.Module:
+    """Dropout at `rate` in training; at 0, nothing at all (no kernel, no random draw on any device)."""
+    return nn.Dropout(rate) if rate > 0 else nn.Identity()
+
+
 def with_dropout(stack: nn.Sequential, rate: float) -> nn.Sequential:
     """`stack` with its output dropped out at `rate` in training (appended last: the layers keep their
     names, so checkpoints without dropout load into it)."""

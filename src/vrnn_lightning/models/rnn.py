@@ -17,6 +17,7 @@ from vrnn_lightning.models.base import (
     SequenceOutput,
     check_dropout,
     check_sizes,
+    dropout_or_identity,
     full_mask,
     masked,
     mlp,
@@ -60,7 +61,7 @@ class RNN(SequenceModel):
         self.h_dim = h_dim
         self.likelihood = likelihood
         self.phi_x = with_dropout(mlp(likelihood.in_dim, x_feat_dim, mlp_layers), dropout)
-        self.decoder_dropout = nn.Dropout(dropout)  # on the decoder's input h_{t-1}
+        self.decoder_dropout = dropout_or_identity(dropout)  # on the decoder's input h_{t-1}
         self.decoder = nn.Sequential(mlp(h_dim, hidden_dim, mlp_layers), nn.Linear(hidden_dim, likelihood.param_dim))
         self.rnn = (nn.GRU if rnn == "gru" else nn.LSTM)(x_feat_dim, h_dim, batch_first=True)
 

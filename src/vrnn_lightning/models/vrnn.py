@@ -24,6 +24,7 @@ from vrnn_lightning.models.base import (
     SequenceOutput,
     check_dropout,
     check_sizes,
+    dropout_or_identity,
     full_mask,
     mlp,
     with_dropout,
@@ -103,7 +104,7 @@ class Decoder(nn.Module):
         self, z_feat_dim: int, h_dim: int, hidden_dim: int, param_dim: int, layers: int, dropout: float = 0.0
     ) -> None:
         super().__init__()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout_or_identity(dropout)
         self.trunk = mlp(z_feat_dim + h_dim, hidden_dim, layers)
         self.out = nn.Linear(hidden_dim, param_dim)
 

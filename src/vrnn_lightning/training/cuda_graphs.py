@@ -29,16 +29,16 @@ from vrnn_lightning.models.distributions import DiagonalGaussian
 
 log = logging.getLogger(__name__)
 
-FIELDS = ("recon", "kl", "x_params", "posterior_mean", "posterior_std", "prior_mean", "prior_std", "z", "auxiliary")
-
 
 class TensorPass(nn.Module):
-    """The model's teacher-forced pass with tensors out, what a graph can capture: `SequenceOutput`'s fields
-    that the model fills, in `FIELDS` order (its `state` is left out: carried states run eager)."""
+    """The model's teacher-forced pass with tensors out, what a graph can capture: the `SequenceOutput` fields
+    the model fills, in a fixed order, their names kept in `present` (set by the first pass, which every capture
+    runs eagerly to warm up); its `state` is left out: carried states run eager."""
 
     def __init__(self, model: SequenceModel) -> None:
         super().__init__()
         self.model = model
+        self.present: tuple[str, ...] = ()
 
     def forward(self, x: Tensor, mask: Tensor, noise: Tensor | None = None) -> tuple[Tensor, ...]:
         out = self.model(x, mask, noise)
@@ -53,7 +53,8 @@ class TensorPass(nn.Module):
             "z": out.z,
             "auxiliary": out.auxiliary,
         }
-        return tuple(v for v in fields.values() if v is not None)
+        self.present = tuple(name for name, value in fields.items() if value is not None)
+        return tuple(fields[name] for name in self.present)
 
 
 def rebuild(values: tuple[Tensor, ...], present: tuple[str, ...], mask: Tensor) -> SequenceOutput:
@@ -137,7 +138,7 @@ class GraphedPasses:
         # (training, rows, steps) -> the replay, or None where the capture failed (that shape runs eager)
         self.graphs: dict[tuple[bool, int, int], Callable[..., tuple[Tensor, ...]] | None] = {}
         self.rows: dict[bool, int] = {}  # the static batch of each mode: the largest seen
-        self.present: tuple[str, ...] | None = None
+        self.passes = TensorPass(model)
         self.said: set[str] = set()
         self.eager_batches = 0
 
@@ -154,19 +155,16 @@ class GraphedPasses:
         rows = max(self.rows.get(training, 0), x.shape[0])
         steps = x.shape[1] if self.bucket <= 1 else bucket_length(x.shape[1], self.bucket)
         key = (training, rows, steps)
+        if key not in self.graphs and len(self.graphs) >= self.max_graphs:
+            self.say_once(f"{self.max_graphs} graphs captured already; a batch of a new shape runs eager")
+            return self.eager(x, mask, noise, state)
+        inputs = self.padded(x, mask, noise, rows, steps)
         if key not in self.graphs:
-            if len(self.graphs) >= self.max_graphs:
-                self.say_once(f"{self.max_graphs} graphs captured already; a batch of a new shape runs eager")
-                return self.eager(x, mask, noise, state)
             self.rows[training] = rows
-            inputs = self.padded(x, mask, noise, rows, steps)
-            passes = TensorPass(self.model)
-            if self.present is None:
-                self.present = self.fields_present(passes, inputs)
             capture = self.capture_train if training else self.capture_eval
             kind = "training" if training else "evaluation"
             try:
-                self.graphs[key] = capture(passes, inputs)
+                self.graphs[key] = capture(self.passes, inputs)
             except Exception as err:  # a capture the driver or an op refuses: this shape goes on eager
                 first = (str(err).strip().splitlines() or [""])[0]
                 log.warning(
@@ -183,9 +181,9 @@ class GraphedPasses:
                 log.info("CUDA graphs: captured %s graph %d, batch %d x %d steps", kind, len(self.graphs), rows, steps)
         if self.graphs[key] is None:
             return self.eager(x, mask, noise, state)
-        values = self.graphs[key](*self.padded(x, mask, noise, rows, steps))
+        values = self.graphs[key](*inputs)
         batch, length = x.shape[:2]
-        return rebuild(tuple(v[:batch, :length] for v in values), self.present, mask)
+        return rebuild(tuple(v[:batch, :length] for v in values), self.passes.present, mask)
 
     def eager(self, x: Tensor, mask: Tensor, noise: Tensor | None, state: Any) -> SequenceOutput:
         self.eager_batches += 1
@@ -195,21 +193,3 @@ class GraphedPasses:
     def padded(x: Tensor, mask: Tensor, noise: Tensor | None, rows: int, steps: int) -> tuple[Tensor, ...]:
         inputs = (pad_to(x, rows, steps), pad_to(mask, rows, steps))
         return inputs if noise is None else (*inputs, pad_to(noise, rows, steps))
-
-    @staticmethod
-    def fields_present(passes: TensorPass, inputs: tuple[Tensor, ...]) -> tuple[str, ...]:
-        """Which of FIELDS the model fills, from one small eager pass (two rows, one step; no gradient)."""
-        with torch.no_grad():
-            out = passes.model(*(t[:2, :1] for t in inputs))
-        found = {
-            "recon": out.recon,
-            "kl": out.kl,
-            "x_params": out.x_params,
-            "posterior_mean": out.posterior,
-            "posterior_std": out.posterior,
-            "prior_mean": out.prior,
-            "prior_std": out.prior,
-            "z": out.z,
-            "auxiliary": out.auxiliary,
-        }
-        return tuple(name for name in FIELDS if found[name] is not None)
