@@ -6,8 +6,8 @@
 #
 # Packages the machine lacks travel as wheels in .whl/ (hydra-core, omegaconf, antlr4-python3-runtime: see
 # docs/speed.md); the project itself runs from src/ without being installed. Steps, each bounded in time, each
-# log under $OUT (or outputs/gpu_check/): the tests marked gpu; a short `train trainer=gpu` run, then `eval`
-# and `sample` on its checkpoint; the same with bf16-mixed, model.compile=true and model.compile=reduce-overhead;
+# log under $OUT (or outputs/gpu_check/): the CUDA-graph tests marked gpu, then the other gpu tests; a short
+# `train trainer=gpu` run, then `eval` and `sample` on its checkpoint; the same with bf16-mixed, model.compile=true and model.compile=reduce-overhead;
 # benchmarks/throughput.py --device cuda, eager and compiled, at batch 32 and 256 (each also times the step
 # replayed as CUDA graphs: graphed_speedup_vs_eager, graphed_time_vs_cudnn_gru); the default training run, graphed,
 # with the time left (its wall time and best validation figure in the table). One table last.
@@ -68,7 +68,9 @@ run_step() {  # name, time limit in seconds, command...
     echo "== $name: exit $status in $((SECONDS - start)) s"
 }
 
-run_step gpu_tests 150 "$python" -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider
+# The graph tests first, as their own step: they decide whether the figures below mean anything
+run_step gpu_graph_tests 180 "$python" -m pytest -q -m gpu tests/test_gpu.py -k "graph" -p no:cacheprovider
+run_step gpu_tests 150 "$python" -m pytest -q -m gpu tests/test_gpu.py -k "not graph" -p no:cacheprovider
 
 for variant in "${variants[@]}"; do
     name=${variant%%:*}

@@ -76,10 +76,14 @@ def test_time_parallel_forward_matches_the_reference_on_the_gpu(compile):
 
 @pytest.mark.slow
 @run_if(min_cuda_gpus=1)
-@pytest.mark.parametrize("rnn, posterior", [("gru", "filtering"), ("lstm", "filtering"), ("gru", "smoothing")])
-def test_a_graphed_step_equals_the_eager_step(rnn, posterior):
-    """The real capture (make_graphed_callables): loss and every gradient to 1e-5 in float32, on a ragged batch
-    padded to its bucket, with the same noise."""
+@pytest.mark.parametrize(
+    "rnn, posterior, dropout", [("gru", "filtering", 0.0), ("lstm", "filtering", 0.0), ("gru", "smoothing", 0.2)]
+)
+def test_graphed_steps_equal_eager_steps_in_training_and_evaluation(rnn, posterior, dropout):
+    """The real capture (make_graphed_callables, and the forward-only graph): loss and every gradient to 1e-5 in
+    float32 on ragged batches padded to their buckets, with the same noise; two training buckets and an
+    evaluation graph of a training graph's shape, so every capture after the first is exercised; no capture may
+    fail and no batch may run eager."""
     from vrnn_lightning.training.cuda_graphs import GraphedPasses
 
     torch.manual_seed(0)
@@ -87,23 +91,59 @@ def test_a_graphed_step_equals_the_eager_step(rnn, posterior):
         Categorical(9), h_dim=12, z_dim=3, x_feat_dim=7, z_feat_dim=5, hidden_dim=10, rnn=rnn, posterior=posterior
     )
     model = model.cuda()
-    x = torch.randint(0, 9, (4, 11), device="cuda")
-    mask = (torch.arange(11, device="cuda") < torch.tensor([11, 9, 5, 2], device="cuda")[:, None]).float()
-    noise = torch.randn(4, 11, 3, device="cuda")
     graphed = GraphedPasses(model, bucket=8)
-    results = []
-    for forward in (lambda: model(x, mask, noise), lambda: graphed(x, mask, noise), lambda: graphed(x, mask, noise)):
-        model.zero_grad()
-        out = forward()
-        loss = (out.recon.sum() + out.kl.sum()) / mask.sum()
-        loss.backward()
-        results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}))
-    (eager_loss, eager_grads), *replays = results
-    for loss, grads in replays:  # the capture, then a replay
-        assert loss == pytest.approx(eager_loss, abs=1e-5)
-        for name, grad in eager_grads.items():
-            assert torch.allclose(grads[name], grad, atol=1e-5, rtol=0), name
-    assert len(graphed.graphs) == 1
+    for steps in (11, 19):  # the 16- and the 24-step buckets
+        x = torch.randint(0, 9, (4, steps), device="cuda")
+        lengths = torch.tensor([steps, steps - 2, 5, 2], device="cuda")
+        mask = (torch.arange(steps, device="cuda") < lengths[:, None]).float()
+        noise = torch.randn(4, steps, 3, device="cuda")
+        results = []
+        passes = (lambda: model(x, mask, noise), lambda: graphed(x, mask, noise), lambda: graphed(x, mask, noise))
+        for forward in passes:
+            model.zero_grad()
+            out = forward()
+            loss = (out.recon.sum() + out.kl.sum()) / mask.sum()
+            loss.backward()
+            results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+        (eager_loss, eager_grads), *replays = results
+        for loss, grads in replays:  # the capture, then a replay
+            assert loss == pytest.approx(eager_loss, abs=1e-5)
+            for name, grad in eager_grads.items():
+                assert torch.allclose(grads[name], grad, atol=1e-5, rtol=0), name
+    model.eval()
+    with torch.inference_mode():  # as Lightning evaluates
+        eager, replayed = model(x, mask, noise), graphed(x, mask, noise)
+    assert torch.allclose(eager.recon, replayed.recon, atol=1e-5) and torch.allclose(eager.kl, replayed.kl, atol=1e-5)
+    assert (graphed.captures, graphed.eager_batches, graphed.off) == (3, 0, None)
+    assert [key[0] for key in graphed.graphs] == [True, True, False]
+
+
+@pytest.mark.slow
+@run_if(min_cuda_gpus=1)
+def test_graphs_are_captured_again_after_the_model_moved_to_the_cpu_and_back():
+    """What Lightning does between fit and test: the old graphs would replay against freed memory."""
+    from vrnn_lightning.training.cuda_graphs import GraphedPasses
+
+    torch.manual_seed(0)
+    model = VRNN(Categorical(9), h_dim=12, z_dim=3, x_feat_dim=7, z_feat_dim=5, hidden_dim=10).cuda().eval()
+    graphed = GraphedPasses(model, bucket=8)
+    x, mask, noise = torch.randint(0, 9, (4, 8), device="cuda"), torch.ones(4, 8, device="cuda"), None
+    with torch.no_grad():
+        graphed(x, mask, noise)
+        model.cpu()
+        torch.cuda.empty_cache()
+        model.cuda()
+        assert torch.allclose(graphed(x, mask, noise).recon, model(x, mask, noise).recon, atol=1e-5)
+    assert graphed.captures == 2 and graphed.eager_batches == 0
+
+
+def graph_log(run) -> str:
+    text = (run / "train.log").read_text()
+    assert "captured training graph" in text and "captured evaluation graph" in text, text[-3000:]
+    assert "failed" not in text and "runs eager" not in text, text[-3000:]
+    assert "CUDA graphs (fit):" in text and "CUDA graphs (test):" in text and "ran eager" in text
+    assert all(line.endswith(" 0 ran eager") for line in text.splitlines() if "CUDA graphs (" in line), text[-3000:]
+    return text
 
 
 @pytest.mark.slow
@@ -116,5 +156,8 @@ def test_graphed_and_eager_runs_of_one_seed_end_alike(tmp_path):
         result = run_main("train", *overrides, cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
         metrics[switch] = json.loads((run / "metrics.json").read_text())
-    assert "CUDA graphs: on" in (tmp_path / "auto" / "train.log").read_text()
-    assert abs(metrics["auto"]["val/loss"] - metrics["false"]["val/loss"]) < 0.01
+    graph_log(tmp_path / "auto")
+    compared = [k for k in metrics["false"] if k.startswith(("val/", "test/"))]
+    assert any(k.startswith("test/") for k in compared) and any(k.startswith("val/") for k in compared)
+    for key in compared:  # 200 steps of float32 on the GPU: the same run, up to reduction order
+        assert abs(metrics["auto"][key] - metrics["false"][key]) < 0.01, key

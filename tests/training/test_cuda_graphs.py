@@ -1,6 +1,7 @@
-"""CUDA graphs, everything but the capture: noise drawn outside the model, static shapes by padding (exact by
-the masks), one graph per bucket, eager fallbacks said once, the switch. The capture itself is tested on a GPU
-(tests/test_gpu.py)."""
+"""CUDA graphs on the CPU, through a stand-in for the capture that behaves like the real one where it matters:
+noise drawn outside the model, static shapes by padding (exact by the masks), one graph per bucket and mode,
+each capture with a module of its own, graphs dropped when the parameters move, a failed capture turning
+graphs off, eager fallbacks said once, the switch. The real capture is tested on a GPU (tests/test_gpu.py)."""
 
 import logging
 
@@ -10,19 +11,47 @@ import torch
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.models import VRNN, Bernoulli, Categorical
 from vrnn_lightning.train import check_accelerator
-from vrnn_lightning.training.cuda_graphs import GraphedPasses, bucket_length
+from vrnn_lightning.training.cuda_graphs import GraphedPasses, bucket_length, storage_of
 from vrnn_lightning.training.module import SequenceModule
 
 
 class Captures:
-    """Stands in for the CUDA capture: returns the module itself, so replays are plain calls; counts captures."""
+    """Stands in for the CUDA capture where it matters: it warms up by calling the module (drawing whatever
+    random numbers the pass draws), then takes over the module's forward as `make_graphed_callables` does,
+    replays only the shapes it captured, and refuses a replay once the parameters' storage moved (a real graph
+    would read freed memory). A replay runs in the training mode of its capture (dropout baked in or not), and
+    evaluation replays run without autograd, as a forward-only graph does."""
 
-    def __init__(self) -> None:
+    def __init__(self, training: bool = True) -> None:
         self.shapes: list[tuple[int, ...]] = []
+        self.training = training
 
     def __call__(self, fn, sample):
+        for _ in range(3):
+            fn(*sample)
+        shapes, storage, forward, captured_mode = [s.shape for s in sample], storage_of(fn), fn.forward, fn.training
+
+        def replay(*inputs):
+            if [i.shape for i in inputs] != shapes:
+                raise RuntimeError(f"a graph captured for {shapes[0]} replayed with {inputs[0].shape}")
+            if storage_of(fn) != storage:
+                raise RuntimeError("CUDA error: an illegal memory access was encountered")
+            mode = fn.training
+            fn.train(captured_mode)  # a graph replays what it captured: dropout on or off as it was then
+            try:
+                with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+                    return forward(*inputs)
+            finally:
+                fn.train(mode)
+
+        fn.forward = replay
         self.shapes.append(tuple(sample[0].shape[:2]))
-        return fn
+        return replay
+
+
+def stand_in(model, **options) -> tuple[GraphedPasses, Captures, Captures]:
+    train, evaluation = Captures(), Captures(training=False)
+    return GraphedPasses(model, capture_train=train, capture_eval=evaluation, **options), train, evaluation
 
 
 def tiny_vrnn(rnn: str = "gru", posterior: str = "filtering") -> VRNN:
@@ -37,6 +66,11 @@ def ragged_batch(rows: int = 3, steps: int = 11) -> tuple[torch.Tensor, torch.Te
     return x, mask, torch.randn(rows, steps, 3)
 
 
+def tiny_dropout_vrnn() -> VRNN:
+    torch.manual_seed(0)
+    return VRNN(Bernoulli(5), h_dim=8, z_dim=3, x_feat_dim=6, z_feat_dim=6, hidden_dim=8, dropout=0.3)
+
+
 @pytest.mark.parametrize("rnn, posterior", [("gru", "filtering"), ("lstm", "smoothing"), ("gru", "smoothing")])
 def test_a_padded_pass_cut_back_equals_the_eager_pass_with_its_gradients(rnn, posterior):
     model = tiny_vrnn(rnn, posterior)
@@ -45,8 +79,7 @@ def test_a_padded_pass_cut_back_equals_the_eager_pass_with_its_gradients(rnn, po
     (eager.recon.sum() + eager.kl.sum()).backward()
     eager_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad()
-    captures = Captures()
-    graphed = GraphedPasses(model, bucket=8, capture_train=captures, capture_eval=captures)
+    graphed, captures, _ = stand_in(model, bucket=8)
     graphed.rows[True] = 5  # an earlier, larger batch: this one is padded by two rows too
     out = graphed(x, mask, noise)
     assert captures.shapes == [(5, 16)]  # 11 steps -> the 16-step bucket, 3 rows -> 5
@@ -58,23 +91,81 @@ def test_a_padded_pass_cut_back_equals_the_eager_pass_with_its_gradients(rnn, po
         assert torch.allclose(parameter.grad, eager_grads[name], atol=1e-6), name
 
 
-def test_one_graph_per_bucket_and_mode_captured_lazily():
+def test_every_bucket_and_mode_is_captured_with_a_module_of_its_own(caplog):
+    """A capture takes over the forward of the module it is given: sharing one would replay the first graph in
+    the next capture's warm-up (a failure), or an evaluation capture would run the training graph."""
     model = tiny_vrnn()
-    captures = Captures()
-    graphed = GraphedPasses(model, bucket=32, capture_train=captures, capture_eval=captures)
-    for steps in (10, 20, 40, 31):
-        graphed(*ragged_batch(3, steps))
+    graphed, train, evaluation = stand_in(model, bucket=32)
+    with caplog.at_level(logging.INFO, logger="vrnn_lightning.training.cuda_graphs"):
+        for steps in (10, 20, 40, 31):
+            graphed(*ragged_batch(3, steps))
+        model.eval()
+        with torch.no_grad():
+            graphed(*ragged_batch(3, 12))
+    assert train.shapes == [(3, 32), (3, 64)] and evaluation.shapes == [(3, 32)]
+    assert [key[0] for key in graphed.graphs] == [True, True, False]  # training, training, evaluation
+    assert (graphed.captures, graphed.replays, graphed.eager_batches) == (3, 5, 0)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [bucket_length(n, 32) for n in (1, 32, 33, 100)] == [32, 32, 64, 128]
+
+
+def test_an_evaluation_graph_of_a_training_graph_s_shape_runs_the_evaluation_pass():
+    model = tiny_dropout_vrnn()
+    graphed, _, _ = stand_in(model, bucket=16)
+    x, mask, noise = ragged_batch()
+    graphed(x, mask, noise)  # the training graph of this shape, dropout on
     model.eval()
     with torch.no_grad():
-        graphed(*ragged_batch(3, 12))
-    assert captures.shapes == [(3, 32), (3, 64), (3, 32)] and len(graphed.graphs) == 3
-    assert [key[0] for key in graphed.graphs] == [True, True, False]  # training, training, evaluation
-    assert [bucket_length(n, 32) for n in (1, 32, 33, 100)] == [32, 32, 64, 128]
+        out = graphed(x, mask, noise)
+        assert torch.equal(out.recon, model(x, mask, noise).recon)  # no dropout, no graph of training
+    assert len(graphed.graphs) == 2 and graphed.eager_batches == 0
+
+
+def test_the_capture_s_warm_up_leaves_the_random_sequence_of_an_eager_run():
+    """With dropout the warm-up draws random numbers; the run's next draws must be those of an eager run (on a
+    batch of the graph's own shape: a padded one draws for its padding too)."""
+    x, mask, noise = ragged_batch(3, 16)
+    model = tiny_dropout_vrnn()
+    torch.manual_seed(5)
+    model(x, mask, noise)
+    after_eager = torch.rand(4)
+    graphed, _, _ = stand_in(tiny_dropout_vrnn(), bucket=16)
+    torch.manual_seed(5)
+    graphed(x, mask, noise)
+    assert torch.equal(torch.rand(4), after_eager)
+
+
+def test_graphs_are_captured_again_once_the_parameters_moved(caplog):
+    """Lightning moves the model to the CPU after fit and back for test: a graph replayed against the old
+    addresses reads freed memory (the stand-in refuses it, as a GPU would fail or return garbage)."""
+    model = tiny_vrnn()
+    graphed, train, _ = stand_in(model, bucket=16)
+    x, mask, noise = ragged_batch()
+    graphed(x, mask, noise)
+    model.double().float()  # new storage for every parameter, as a move to another device and back gives
+    with caplog.at_level(logging.INFO, logger="vrnn_lightning.training.cuda_graphs"):
+        out = graphed(x, mask, noise)
+    assert torch.allclose(out.recon, model(x, mask, noise).recon)
+    assert len(train.shapes) == 2 and graphed.eager_batches == 0
+    assert any("dropped: the parameters moved" in r.getMessage() for r in caplog.records)
+
+
+def test_the_module_drops_its_graphs_at_teardown_and_decides_again_for_the_next_stage(caplog):
+    model = tiny_vrnn()
+    module = SequenceModule(model, torch.optim.AdamW, data_metadata={"figures": {}})
+    module.graphs, _, _ = stand_in(model, bucket=16)
+    module.graphs_decided = True
+    module.run_model(*ragged_batch()[:2])
+    with caplog.at_level(logging.INFO, logger="vrnn_lightning.training.module"):
+        module.teardown("fit")
+    assert module.graphs is None and not module.graphs_decided
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["CUDA graphs (fit): 1 captured, 1 batches replayed, 0 ran eager"]
 
 
 def test_beyond_the_cap_and_with_a_carried_state_a_batch_runs_eager_and_the_log_says_so_once(caplog):
     model = tiny_vrnn()
-    graphed = GraphedPasses(model, bucket=4, max_graphs=1, capture_train=Captures(), capture_eval=Captures())
+    graphed, _, _ = stand_in(model, bucket=4, max_graphs=1)
     with caplog.at_level(logging.INFO, logger="vrnn_lightning.training.cuda_graphs"):
         for steps in (4, 8, 12):
             graphed(*ragged_batch(3, steps))
@@ -117,27 +208,66 @@ def test_graphs_stay_off_on_the_cpu_with_one_log_line_and_the_switch_is_checked(
             check_accelerator("auto", False, True)
 
 
-def test_a_capture_that_fails_is_one_warning_naming_the_switch_and_the_batch_runs_eager(caplog):
+class Streams:
+    """Stands in for CUDA's current stream: a capture switches to its side stream."""
+
+    def __init__(self) -> None:
+        self.stream = "default"
+
+    def current(self):
+        return self.stream
+
+    def restore(self, stream) -> None:
+        self.stream = stream
+
+
+def test_a_capture_that_fails_puts_the_stream_back_turns_graphs_off_and_names_its_root_cause(caplog):
+    streams, tries = Streams(), []
+
     def refuses(fn, sample):
-        raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
+        tries.append(sample[0].shape)
+        streams.stream = "side"  # torch.cuda.graph's exit ends the capture before it restores the stream
+        try:
+            raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
+        except RuntimeError:
+            raise RuntimeError("CUDA error: operation failed due to a previous error during capture") from None
 
     model = tiny_vrnn()
-    graphed = GraphedPasses(model, bucket=8, capture_train=refuses, capture_eval=refuses)
+    graphed = GraphedPasses(model, bucket=8, capture_train=refuses, capture_eval=refuses, streams=streams)
     x, mask, noise = ragged_batch()
     with caplog.at_level(logging.INFO, logger="vrnn_lightning.training.cuda_graphs"):
         out = graphed(x, mask, noise)
-        graphed(x, mask, noise)
+        graphed(*ragged_batch(3, 20))  # another shape: no second capture
+    assert streams.stream == "default" and len(tries) == 1 and graphed.eager_batches == 2
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "RuntimeError: operation not permitted" in warnings[0]
-    assert "module.cuda_graphs=false" in warnings[0] and graphed.eager_batches == 2
+    assert len(warnings) == 1 and "graphs are off for the rest of the run" in warnings[0]
+    assert "RuntimeError: operation not permitted when stream is capturing" in warnings[0]  # the context
+    assert "module.cuda_graphs=false" in warnings[0]
     assert torch.equal(out.recon, model(x, mask, noise).recon)
+
+
+def fake_gpu_trainer(monkeypatch, **settings):
+    trainer = type("Trainer", (), {"world_size": 1, "precision": "32-true", "datamodule": None, **settings})()
+    monkeypatch.setattr(SequenceModule, "device", property(lambda self: torch.device("cuda")))
+    return trainer
+
+
+def test_graphs_stay_off_where_gradients_accumulate(caplog, monkeypatch):
+    """A graph's gradients alias its static buffers: the next replay would overwrite p.grad before the sum."""
+    module = SequenceModule(tiny_vrnn(), torch.optim.AdamW, data_metadata={})
+    module._trainer = fake_gpu_trainer(monkeypatch, accumulate_grad_batches=2)
+    with caplog.at_level(logging.INFO, logger="vrnn_lightning.training.module"):
+        module.decide_graphs()
+    assert module.graphs is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "CUDA graphs: off: trainer.accumulate_grad_batches > 1 (a graph's next replay overwrites the gradients)"
+    ]
 
 
 def test_graphs_stay_off_where_the_data_carries_the_state_between_windows(caplog, monkeypatch):
     module = SequenceModule(tiny_vrnn(), torch.optim.AdamW, data_metadata={})
-    trainer = type("Trainer", (), {"world_size": 1, "precision": "32-true", "datamodule": None})()
+    trainer = fake_gpu_trainer(monkeypatch, accumulate_grad_batches=1)
     trainer.datamodule = type("Streams", (), {"carries_state": True})()
-    monkeypatch.setattr(SequenceModule, "device", property(lambda self: torch.device("cuda")))
     module._trainer = trainer
     with caplog.at_level(logging.INFO, logger="vrnn_lightning.training.module"):
         module.decide_graphs()

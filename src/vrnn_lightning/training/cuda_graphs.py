@@ -12,14 +12,17 @@ zero-mask rows), steps up to the next multiple of `bucket` (variable-length musi
 bucket, captured lazily when first met, at most `max_graphs` in all). The masks make the padding exact: a
 padded step or row has mask 0, so it adds nothing to any sum, and what follows a sequence's end never reaches
 its earlier steps (the smoothing posterior reads each sequence backwards from its own last real step).
-Where a graph cannot apply (a carried state, more shapes than `max_graphs`, a capture that fails), that batch
-runs eager and the log says so once per reason, naming `module.cuda_graphs=false` where a capture failed.
-Padding happens only here, on the graphed path: the CPU's eager runs are unchanged.
+Where a graph cannot apply (a carried state, more shapes than `max_graphs`), that batch runs eager and the log
+says so once per reason; a capture that fails turns graphs off for the rest of the run, with a warning naming its
+root cause and `module.cuda_graphs=false`. Graphs replay against the parameters' addresses: when those change
+(Lightning moves the model to the CPU after `fit` and back for `test`) they are dropped and captured again, and the
+module drops them in its `teardown` too. Padding happens only here, on the graphed path: the CPU's eager runs are
+unchanged.
 """
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -113,16 +116,58 @@ def capture_forward(fn: nn.Module, sample: tuple[Tensor, ...]) -> Callable[..., 
 
 
 def capture_training(fn: nn.Module, sample: tuple[Tensor, ...]) -> Callable[..., tuple[Tensor, ...]]:
-    """Forward and backward of `fn` captured by `torch.cuda.make_graphed_callables` (autograd intact)."""
+    """Forward and backward of `fn` captured by `torch.cuda.make_graphed_callables` (autograd intact). It
+    replaces `fn.forward` by the graph, so every capture needs a module of its own (`GraphedPasses` makes one)."""
     graphed = torch.cuda.make_graphed_callables(fn, sample)
     return lambda *inputs: tuple(o.clone() for o in graphed(*inputs))  # the next replay overwrites the outputs
+
+
+class CudaStreams:
+    """The current CUDA stream, kept before a capture and put back after one that failed: `torch.cuda.graph`
+    ends a failed capture before it restores the stream, which would leave the rest of the run on its side
+    stream. Without CUDA there is no stream to keep."""
+
+    def current(self) -> Any:
+        return torch.cuda.current_stream() if torch.cuda.is_available() else None
+
+    def restore(self, stream: Any) -> None:
+        if stream is not None:
+            torch.cuda.set_stream(stream)
+
+
+def root_cause(err: BaseException) -> BaseException:
+    """The first exception of a chain: a capture that fails inside `torch.cuda.graph` raises again on its exit
+    (capture_end), which hides the op that was refused in the context."""
+    while (err.__cause__ or err.__context__) is not None:
+        err = err.__cause__ or err.__context__
+    return err
+
+
+def first_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+
+
+def storage_of(model: nn.Module) -> tuple[int, ...]:
+    """Where the parameters and buffers live: a graph replays against these addresses, so when they change (the
+    model moved to the CPU and back between fit and test) every graph is stale."""
+    return tuple(t.data_ptr() for t in (*model.parameters(), *model.buffers()))
+
+
+class Graph(NamedTuple):
+    replay: Callable[..., tuple[Tensor, ...]]
+    present: tuple[str, ...]  # the SequenceOutput fields it returns, in order
 
 
 class GraphedPasses:
     """`model(x, mask, noise)` through CUDA graphs, one per (mode, rows, steps), captured lazily.
 
     `capture_train` and `capture_eval` turn (module, sample inputs) into a callable; they are the CUDA capture
-    itself, and the only part of this class that needs a GPU (tests pass plain calls instead).
+    itself, and the only part of this class that needs a GPU (tests pass a stand-in that behaves like it: it
+    takes over the module's forward, replays only its captured shapes, and fails on parameters that moved).
+    Each capture gets a `TensorPass` of its own; the random state is put back after each, so the capture's
+    warm-up draws (dropout) leave the run's random sequence as an eager run draws it. The first capture that
+    fails turns graphs off for the rest of the run, with its root cause in the log: a failed capture can leave
+    CUDA's allocator half in capture mode, which the next one would trip over.
     """
 
     def __init__(
@@ -132,26 +177,42 @@ class GraphedPasses:
         max_graphs: int = 16,
         capture_train: Callable = capture_training,
         capture_eval: Callable = capture_forward,
+        streams: CudaStreams | None = None,
     ) -> None:
         self.model, self.bucket, self.max_graphs = model, bucket, max_graphs
         self.capture_train, self.capture_eval = capture_train, capture_eval
-        # (training, rows, steps) -> the replay, or None where the capture failed (that shape runs eager)
-        self.graphs: dict[tuple[bool, int, int], Callable[..., tuple[Tensor, ...]] | None] = {}
+        self.streams = streams or CudaStreams()
+        self.graphs: dict[tuple[bool, int, int], Graph] = {}  # (training, rows, steps) -> the graph
         self.rows: dict[bool, int] = {}  # the static batch of each mode: the largest seen
-        self.passes = TensorPass(model)
+        self.storage: tuple[int, ...] = ()  # where the parameters were when the graphs were captured
+        self.off: str | None = None  # why graphs are off for the rest of the run
         self.said: set[str] = set()
-        self.eager_batches = 0
+        self.eager_batches = self.replays = self.captures = 0
 
     def say_once(self, reason: str) -> None:
         if reason not in self.said:
             self.said.add(reason)
             log.info("CUDA graphs: %s", reason)
 
+    def drop(self, reason: str) -> None:
+        """Forget every graph (they are captured again when next needed)."""
+        if self.graphs:
+            log.info("CUDA graphs: %d graphs dropped: %s", len(self.graphs), reason)
+        self.graphs.clear()
+        self.rows.clear()
+
+    def summary(self) -> str:
+        return f"{self.captures} captured, {self.replays} batches replayed, {self.eager_batches} ran eager"
+
     def __call__(self, x: Tensor, mask: Tensor, noise: Tensor | None, state: Any = None) -> SequenceOutput:
         training = torch.is_grad_enabled() and self.model.training
+        if self.off is not None:
+            return self.eager(x, mask, noise, state)
         if state is not None:
             self.say_once("a carried state (data.stateful=true) runs eager")
             return self.eager(x, mask, noise, state)
+        if self.graphs and storage_of(self.model) != self.storage:
+            self.drop("the parameters moved since their capture (e.g. to the CPU and back between fit and test)")
         rows = max(self.rows.get(training, 0), x.shape[0])
         steps = x.shape[1] if self.bucket <= 1 else bucket_length(x.shape[1], self.bucket)
         key = (training, rows, steps)
@@ -159,31 +220,45 @@ class GraphedPasses:
             self.say_once(f"{self.max_graphs} graphs captured already; a batch of a new shape runs eager")
             return self.eager(x, mask, noise, state)
         inputs = self.padded(x, mask, noise, rows, steps)
-        if key not in self.graphs:
-            self.rows[training] = rows
-            capture = self.capture_train if training else self.capture_eval
-            kind = "training" if training else "evaluation"
-            try:
-                self.graphs[key] = capture(self.passes, inputs)
-            except Exception as err:  # a capture the driver or an op refuses: this shape goes on eager
-                first = (str(err).strip().splitlines() or [""])[0]
-                log.warning(
-                    "CUDA graphs: capturing the %s graph for batch %d x %d failed (%s: %s); it runs eager "
-                    "(module.cuda_graphs=false turns graphs off)",
-                    kind,
-                    rows,
-                    steps,
-                    type(err).__name__,
-                    first,
-                )
-                self.graphs[key] = None
-            if self.graphs[key] is not None:
-                log.info("CUDA graphs: captured %s graph %d, batch %d x %d steps", kind, len(self.graphs), rows, steps)
-        if self.graphs[key] is None:
+        if key not in self.graphs and not self.capture(key, inputs):
             return self.eager(x, mask, noise, state)
-        values = self.graphs[key](*inputs)
+        graph = self.graphs[key]
+        values = graph.replay(*inputs)
+        self.replays += 1
         batch, length = x.shape[:2]
-        return rebuild(tuple(v[:batch, :length] for v in values), self.passes.present, mask)
+        return rebuild(tuple(v[:batch, :length] for v in values), graph.present, mask)
+
+    def capture(self, key: tuple[bool, int, int], inputs: tuple[Tensor, ...]) -> bool:
+        training, rows, steps = key
+        kind = "training" if training else "evaluation"
+        capture = self.capture_train if training else self.capture_eval
+        # Its own module: a capture replaces the forward of the module it is given (and make_graphed_callables
+        # replays only while that module's training flag is the one it was captured in: the model's)
+        passes = TensorPass(self.model).train(self.model.training)
+        stream = self.streams.current()
+        devices = [inputs[0].device.index or 0] if inputs[0].is_cuda else []
+        try:
+            with torch.random.fork_rng(devices=devices):  # the warm-up's draws are not the run's
+                replay = capture(passes, inputs)
+        except Exception as err:
+            self.streams.restore(stream)
+            cause = root_cause(err)
+            self.off = f"capturing the {kind} graph for batch {rows} x {steps} failed"
+            log.warning(
+                "CUDA graphs: %s (%s%s); graphs are off for the rest of the run, which goes on eager "
+                "(module.cuda_graphs=false skips them)",
+                self.off,
+                first_line(err),
+                "" if cause is err else f", caused by {first_line(cause)}",
+            )
+            return False
+        if not self.graphs:
+            self.storage = storage_of(self.model)
+        self.rows[training] = rows
+        self.graphs[key] = Graph(replay, passes.present)
+        self.captures += 1
+        log.info("CUDA graphs: captured %s graph %d, batch %d x %d steps", kind, len(self.graphs), rows, steps)
+        return True
 
     def eager(self, x: Tensor, mask: Tensor, noise: Tensor | None, state: Any) -> SequenceOutput:
         self.eager_batches += 1

@@ -98,6 +98,9 @@ class SequenceModule(L.LightningModule):
             reason = f"off: precision {trainer.precision} runs eager (graphs are captured in float32)"
         elif self.model.config.get("compile"):
             reason = "off: model.compile runs its own compiled loop"
+        elif trainer is not None and getattr(trainer, "accumulate_grad_batches", 1) > 1:
+            # A graph's gradients alias its static buffers: the next replay overwrites p.grad before it is added to
+            reason = "off: trainer.accumulate_grad_batches > 1 (a graph's next replay overwrites the gradients)"
         elif getattr(getattr(trainer, "datamodule", None), "carries_state", False):
             reason = "off: the data carries the state from window to window (data.stateful), which graphs do not"
         if reason is not None:
@@ -114,6 +117,13 @@ class SequenceModule(L.LightningModule):
         if self.graphs is not None:
             return self.graphs(x, mask, noise, state)
         return self.model(x, mask, noise, state=state) if state is not None else self.model(x, mask, noise)
+
+    def teardown(self, stage: str) -> None:
+        # After fit Lightning moves the model to the CPU and frees the cache; graphs replaying against the old
+        # addresses would be wrong, so each stage (fit, then test) captures its own.
+        if self.graphs is not None:
+            log.info("CUDA graphs (%s): %s", stage, self.graphs.summary())
+        self.graphs, self.graphs_decided = None, False
 
     def beta(self) -> float:
         return kl_weight(self.global_step, self.hparams.kl_warmup_steps)
