@@ -109,7 +109,13 @@ def test_values_a_run_can_use_pass_the_up_front_checks(overrides):
         (["trainer.limit_val_batches=1.5"], "trainer.limit_val_batches=1.5"),
         (["data=polyphonic", "data.max_len=1"], "data.max_len=1"),
         (["module.train_samples=0"], "module.train_samples=0"),
-        (["model.posterior=future"], "model.posterior='future'"),
+        (["model.posterior=future"], "model.posterior must be 'filtering' or 'smoothing', got 'future'"),
+        (["model=srnn", "model.resq=1"], "model.resq must be true or false, got 1"),
+        (["model=storn", "model.posterior=smoothing"], "model.posterior must be 'filtering', got 'smoothing'"),
+        (["model=dmm", "model.z_dim=0"], "model.z_dim must be a whole number >= 1, got 0"),
+        (["model=dmm", "+model.z_feat_dim=8"], "model.z_feat_dim is not a setting of DMM; its settings are h_dim"),
+        (["model=vrnn", "model.future_prediction=true"], "model.future_prediction=true predicts"),
+        (["model/likelihood=gaussian", "model.likelihood.min_std=0"], "model.likelihood.min_std must be > 0"),
     ],
 )
 def test_values_a_run_cannot_use_are_named(overrides, message):

@@ -41,5 +41,5 @@ def test_rnn_generation_is_seeded_and_its_config_rebuilds_it():
 
 
 def test_rnn_invalid_size_is_one_line():
-    with pytest.raises(ValueError, match="model.h_dim must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="model.h_dim must be a whole number >= 1, got 0"):
         RNN(Categorical(7), **{**SMALL, "h_dim": 0})

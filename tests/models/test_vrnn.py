@@ -116,9 +116,9 @@ def test_generate_continues_the_prime_of_a_learned_cycle():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (dict(z_dim=0), "model.z_dim must be a positive integer, got 0"),
-        (dict(h_dim=-3), "model.h_dim must be a positive integer, got -3"),
-        (dict(mlp_layers=1.5), "model.mlp_layers must be a positive integer, got 1.5"),
+        (dict(z_dim=0), "model.z_dim must be a whole number >= 1, got 0"),
+        (dict(h_dim=-3), "model.h_dim must be a whole number >= 1, got -3"),
+        (dict(mlp_layers=1.5), "model.mlp_layers must be a whole number >= 1, got 1.5"),
         (dict(rnn="transformer"), "model.rnn must be 'gru' or 'lstm'"),
         (dict(min_std=0.0), "model.min_std must be > 0"),
         (dict(posterior="future"), "model.posterior must be 'filtering' or 'smoothing'"),

@@ -7,6 +7,7 @@ into the run folder. Keys a composed config does not have (model=rnn has no z_di
 and data modules' constructors keep their own checks, for use without Hydra.
 """
 
+import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -83,23 +84,6 @@ TRAIN: dict[str, Check] = {
     "module.auxiliary_weight": NON_NEGATIVE,
     "module.cuda_graphs": one_of("auto", True, False),
     "data.max_len": (lambda v: is_int(v) and v >= 2, "a whole number >= 2"),
-    "model.h_dim": POSITIVE_INT,
-    "model.z_dim": POSITIVE_INT,
-    "model.x_feat_dim": POSITIVE_INT,
-    "model.z_feat_dim": POSITIVE_INT,
-    "model.hidden_dim": POSITIVE_INT,
-    "model.mlp_layers": POSITIVE_INT,
-    "model.rnn": one_of("gru", "lstm"),
-    "model.posterior": one_of("filtering", "smoothing"),
-    "model.future_prediction": optional(BOOLEAN),
-    "model.min_std": POSITIVE,
-    "model.dropout": (lambda v: is_number(v) and 0 <= v < 1, "a number from 0 to below 1"),
-    "model.likelihood.std": optional(POSITIVE),
-    "model.likelihood.min_std": POSITIVE,
-    "model.likelihood.components": POSITIVE_INT,
-    "model.likelihood.hidden_dim": POSITIVE_INT,
-    "model.likelihood.layers": POSITIVE_INT,
-    "model.likelihood.direct": BOOLEAN,
     "data.seq_len": POSITIVE_INT,
     "data.batch_size": POSITIVE_INT,
     "data.eval_batch_size": optional(POSITIVE_INT),
@@ -148,6 +132,7 @@ def check_config(cfg: DictConfig, main: str) -> None:
     value, then (training) the data module's settings and the pairing of the likelihood head with the data."""
     check_values(cfg, main)
     if main == "train":
+        check_model(cfg)
         check_data_and_head(cfg)
 
 
@@ -204,6 +189,36 @@ def heads_that_fit(values: str) -> list[str]:
         if target and values in getattr(get_class(target), "fits", ()):
             fitting.append(path.stem)
     return fitting
+
+
+def check_model(cfg: DictConfig) -> None:
+    """The model's and its likelihood head's own checks of their settings (their `check_settings`)."""
+    from vrnn_lightning.models.base import SequenceModel
+    from vrnn_lightning.models.likelihoods import Likelihood
+
+    model = cfg.get("model")
+    if OmegaConf.is_dict(model):
+        check_own_settings(model, SequenceModel, "model", given=("likelihood",))
+        check_own_settings(model.get("likelihood"), Likelihood, "model.likelihood", given=("x_dim",))
+
+
+def check_own_settings(node: Any, base: type, prefix: str, given: tuple[str, ...]) -> None:
+    """Every setting of `node` one its class takes (a sweep across the family may set one only another model
+    has), then the class's own `check_settings`; `given` are the arguments the run fills in itself."""
+    target = contract_target(node, base)
+    if target is None:
+        return
+    settings = {k: v for k, v in settings_of(node).items() if k not in given}
+    accepted = [name for name in inspect.signature(target).parameters if name not in given]
+    unknown = [name for name in settings if name not in accepted]
+    if unknown:
+        raise ConfigError(
+            f"{prefix}.{unknown[0]} is not a setting of {target.__name__}; its settings are {', '.join(accepted)}"
+        )
+    try:
+        target.check_settings(settings)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def check_data_and_head(cfg: DictConfig) -> None:

@@ -95,6 +95,12 @@ class SequenceModel(nn.Module, ABC):
     ) -> Tensor:
         """`length` new steps (B, length, ...), continuing `prime` (B, P, ...) where given (not repeated)."""
 
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        """Raise ValueError, in one line naming the setting and what it must be, for the first of `settings` (a
+        composed config's `model` node, without its likelihood) that this model cannot take. Called before any
+        run folder is made, and by the constructor: the model owns its settings' checks."""
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -127,7 +133,25 @@ def check_sizes(**sizes: int) -> None:
     """One-line errors, at construction, for sizes that are not positive integers."""
     for name, value in sizes.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"model.{name} must be a positive integer, got {value!r}")
+            raise ValueError(f"model.{name} must be a whole number >= 1, got {value!r}")
+
+
+def check_common(settings: dict[str, Any], sizes: tuple[str, ...], posteriors: tuple[str, ...] = ()) -> None:
+    """The checks every model of the family shares, on those of `settings` (a model's constructor arguments, or a
+    composed config's `model` node) that are present: positive sizes, the dropout rate, the std floor, the
+    recurrent cell and the posteriors the model has."""
+    check_sizes(**{name: settings[name] for name in sizes if name in settings})
+    if "dropout" in settings:
+        check_dropout(settings["dropout"])
+    min_std = settings.get("min_std", 1.0)
+    if isinstance(min_std, bool) or not isinstance(min_std, int | float) or not min_std > 0:
+        raise ValueError(f"model.min_std must be > 0 so no std reaches zero, got {min_std!r}")
+    if "rnn" in settings and settings["rnn"] not in ("gru", "lstm"):
+        raise ValueError(f"model.rnn must be 'gru' or 'lstm', got {settings['rnn']!r}")
+    if posteriors and "posterior" in settings and settings["posterior"] not in posteriors:
+        raise ValueError(
+            f"model.posterior must be {' or '.join(repr(p) for p in posteriors)}, got {settings['posterior']!r}"
+        )
 
 
 def check_dropout(rate: float) -> None:

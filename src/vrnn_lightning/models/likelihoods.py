@@ -28,6 +28,13 @@ class Likelihood(nn.Module):
     # "binary", "unit_interval" (intensities in [0, 1]), "real"; a run pairing it with other data is refused.
     fits: ClassVar[tuple[str, ...]] = ()
 
+    @classmethod
+    def check_settings(cls, settings: dict) -> None:
+        """Raise ValueError, in one line, for the first of `settings` (a composed config's `model.likelihood`
+        node, without x_dim, which the data gives) this head cannot take: the head is built at a width of 2,
+        so its constructor's own checks speak (before any run folder is made)."""
+        cls(**{**settings, "x_dim": 2})
+
     def remember_config(self, **options: object) -> None:
         self.config = {"_target_": f"{type(self).__module__}.{type(self).__qualname__}", **options}
 
@@ -115,9 +122,11 @@ class Gaussian(Likelihood):
     def __init__(self, x_dim: int, std: float | None = None, min_std: float = 1e-3, bounded: bool = False) -> None:
         super().__init__()
         check_width(x_dim)
-        if std is not None and not std > 0:
+        if std is not None and (isinstance(std, bool) or not isinstance(std, int | float) or not std > 0):
             raise ValueError(f"model.likelihood.std must be > 0 (or null to learn it), got {std!r}")
         check_min_std(min_std)
+        if not isinstance(bounded, bool):
+            raise ValueError(f"model.likelihood.bounded must be true or false, got {bounded!r}")
         self.remember_config(x_dim=x_dim, std=std, min_std=min_std, bounded=bounded)
         self.x_dim, self.in_dim, self.std, self.min_std, self.bounded = x_dim, x_dim, std, min_std, bounded
         self.param_dim = x_dim if std is not None else 2 * x_dim
@@ -204,7 +213,7 @@ def normal_log_density(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
 
 
 def check_min_std(min_std: float) -> None:
-    if not min_std > 0:
+    if isinstance(min_std, bool) or not isinstance(min_std, int | float) or not min_std > 0:
         raise ValueError(f"model.likelihood.min_std must be > 0 so no std reaches zero, got {min_std!r}")
 
 

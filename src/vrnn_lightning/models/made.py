@@ -40,6 +40,8 @@ class MADE(Likelihood):
         for name, value in dict(hidden_dim=hidden_dim, layers=layers).items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"model.likelihood.{name} must be a whole number >= 1, got {value!r}")
+        if not isinstance(direct, bool):
+            raise ValueError(f"model.likelihood.direct must be true or false, got {direct!r}")
         self.remember_config(x_dim=x_dim, hidden_dim=hidden_dim, layers=layers, direct=direct)
         self.x_dim = self.in_dim = x_dim
         self.hidden_dim = hidden_dim

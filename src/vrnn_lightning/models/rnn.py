@@ -15,8 +15,7 @@ from torch import Tensor, nn
 from vrnn_lightning.models.base import (
     SequenceModel,
     SequenceOutput,
-    check_dropout,
-    check_sizes,
+    check_common,
     dropout_or_identity,
     full_mask,
     masked,
@@ -51,10 +50,7 @@ class RNN(SequenceModel):
     ) -> None:
         super().__init__()
         sizes = dict(h_dim=h_dim, x_feat_dim=x_feat_dim, hidden_dim=hidden_dim, mlp_layers=mlp_layers)
-        check_sizes(**sizes)
-        check_dropout(dropout)
-        if rnn not in ("gru", "lstm"):
-            raise ValueError(f"model.rnn must be 'gru' or 'lstm', got {rnn!r}")
+        self.check_settings(dict(**sizes, rnn=rnn, dropout=dropout))
         self.config = dict(_target_=f"{__name__}.RNN", likelihood=likelihood.config, **sizes, rnn=rnn)
         if dropout:  # absent at 0: configs of earlier versions match
             self.config["dropout"] = dropout
@@ -64,6 +60,10 @@ class RNN(SequenceModel):
         self.decoder_dropout = dropout_or_identity(dropout)  # on the decoder's input h_{t-1}
         self.decoder = nn.Sequential(mlp(h_dim, hidden_dim, mlp_layers), nn.Linear(hidden_dim, likelihood.param_dim))
         self.rnn = (nn.GRU if rnn == "gru" else nn.LSTM)(x_feat_dim, h_dim, batch_first=True)
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        check_common(settings, ("h_dim", "x_feat_dim", "hidden_dim", "mlp_layers"))
 
     def forward(
         self, x: Tensor, mask: Tensor | None = None, noise: Tensor | None = None, state: Any = None

@@ -15,6 +15,7 @@ reference use it. Training runs the same maths time-parallel (`time_parallel.py`
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -22,16 +23,18 @@ from torch import Tensor, nn
 from vrnn_lightning.models.base import (
     SequenceModel,
     SequenceOutput,
-    check_dropout,
-    check_sizes,
+    check_common,
     dropout_or_identity,
     full_mask,
     mlp,
     with_dropout,
 )
+from vrnn_lightning.models.blocks import BackwardRNN
 from vrnn_lightning.models.distributions import DiagonalGaussian
 from vrnn_lightning.models.likelihoods import Likelihood
 from vrnn_lightning.models.time_parallel import COMPILE_MODES, State, check_fusable, time_parallel_forward
+
+SIZES = ("h_dim", "z_dim", "x_feat_dim", "z_feat_dim", "hidden_dim", "mlp_layers")
 
 
 class Prior(nn.Module):
@@ -62,23 +65,12 @@ class Encoder(nn.Module):
         return DiagonalGaussian.from_params(self.out(self.trunk(torch.cat([observed, h], -1))), self.min_std)
 
 
-class FutureSummary(nn.Module):
+class FutureSummary(BackwardRNN):
     """b_t = GRU_backward(phi_x(x_T), ..., phi_x(x_t)): what the smoothing encoder knows of x_{t:T}. Each sequence
     is read backwards from its own last real step, so padding never reaches a real step's b_t."""
 
     def __init__(self, x_feat_dim: int, h_dim: int) -> None:
-        super().__init__()
-        self.rnn = nn.GRU(x_feat_dim, h_dim, batch_first=True)
-
-    def forward(self, x_feats: Tensor, mask: Tensor) -> Tensor:
-        steps = torch.arange(x_feats.shape[1], device=x_feats.device)  # (T,)
-        lengths = mask.sum(1, keepdim=True).long()  # (B, 1)
-        # Reverse each sequence within its length (padding stays in place): an involution, so it also undoes.
-        order = torch.where(steps < lengths, lengths - 1 - steps, steps)  # (B, T)
-        index = order.unsqueeze(-1)
-        reversed_feats = x_feats.gather(1, index.expand(-1, -1, x_feats.shape[-1]))
-        backward, _ = self.rnn(reversed_feats)  # (B, T, H)
-        return backward.gather(1, index.expand(-1, -1, backward.shape[-1]))
+        super().__init__(x_feat_dim, h_dim, "gru")
 
 
 class FuturePredictor(nn.Module):
@@ -180,19 +172,10 @@ class VRNN(SequenceModel):
             hidden_dim=hidden_dim,
             mlp_layers=mlp_layers,
         )
-        check_sizes(**sizes)
-        if not min_std > 0:
-            raise ValueError(f"model.min_std must be > 0 so no std reaches zero, got {min_std!r}")
-        if posterior not in ("filtering", "smoothing"):
-            raise ValueError(f"model.posterior must be 'filtering' or 'smoothing', got {posterior!r}")
-        if future_prediction and posterior != "smoothing":
-            raise ValueError(
-                "model.future_prediction=true predicts the smoothing posterior's backward state; "
-                "set model.posterior=smoothing too"
-            )
-        check_dropout(dropout)
-        if not (isinstance(compile, bool) or compile in COMPILE_MODES):
-            raise ValueError(f"model.compile must be true, false or one of {', '.join(COMPILE_MODES)}, got {compile!r}")
+        self.check_settings(
+            dict(**sizes, rnn=rnn, posterior=posterior, future_prediction=future_prediction, min_std=min_std)
+            | dict(compile=compile, dropout=dropout)
+        )
         self.config = dict(
             _target_=f"{__name__}.VRNN",
             likelihood=likelihood.config,
@@ -217,6 +200,20 @@ class VRNN(SequenceModel):
         self.decoder = Decoder(z_feat_dim, h_dim, hidden_dim, likelihood.param_dim, mlp_layers, dropout)
         self.recurrence = Recurrence(x_feat_dim, z_feat_dim, h_dim, rnn)
         check_fusable(self)
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        check_common(settings, SIZES, posteriors=("filtering", "smoothing"))
+        if settings.get("future_prediction") and settings.get("posterior", "filtering") != "smoothing":
+            raise ValueError(
+                "model.future_prediction=true predicts the smoothing posterior's backward state; "
+                "set model.posterior=smoothing too"
+            )
+        compile_mode = settings.get("compile", False)
+        if not (isinstance(compile_mode, bool) or compile_mode in COMPILE_MODES):
+            raise ValueError(
+                f"model.compile must be true, false or one of {', '.join(COMPILE_MODES)}, got {compile_mode!r}"
+            )
 
     def initial_state(self, batch_size: int) -> State:
         return self.recurrence.initial_state(batch_size, self.device, self.dtype)

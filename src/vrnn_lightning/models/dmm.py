@@ -1,0 +1,184 @@
+"""The Deep Markov Model of Krishnan, Shalit and Sontag (AAAI 2017), arXiv:1609.09869: a nonlinear state-space
+model, latents in a Markov chain, each observation from its own latent.
+
+    transition p(z_t | z_{t-1})          = N(mean, diag(std^2)), gated:
+                 gate = sigmoid(MLP_g(z_{t-1})), proposal = MLP_p(z_{t-1}),
+                 mean = (1 - gate) * Linear(z_{t-1}) + gate * proposal    (Linear starts as the identity),
+                 std  = softplus(Linear(relu(proposal))) + min_std
+    emission   p(x_t | z_t)              = likelihood(MLP_e(z_t))
+    inference  q(z_t | z_{t-1}, x_{t:T}) = N(Combiner(z_{t-1}, r_t)), r_t = RNN_backward(phi_x(x_{t:T}))  (ST-R,
+                 smoothing); r_t = RNN_forward(phi_x(x_{1:t})) for `posterior=filtering` (ST-L)
+                 Combiner: c = (tanh(Linear(z_{t-1})) + r_t) / 2, mean and std from Linear(c)
+    augmented  (`augmented=true`, DMM-Aug) phi_x(x_{t-1}) feeds the transition's MLPs and the emission too.
+z_0 = 0. The inference RNN reads no z (one fused call over the sequence); only the combiner steps in Python,
+and the transition runs on the whole sampled chain after it. The VRNN's names: `h_dim` the inference RNN,
+`z_dim`, `x_feat_dim` (phi_x), `hidden_dim` and `mlp_layers` the transition's and emission's MLPs.
+"""
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vrnn_lightning.models.base import (
+    SequenceModel,
+    SequenceOutput,
+    check_common,
+    dropout_or_identity,
+    full_mask,
+    masked,
+    mlp,
+    with_dropout,
+)
+from vrnn_lightning.models.blocks import BackwardRNN, Flat, Recurrent, shifted, stack_gaussians, time_major
+from vrnn_lightning.models.distributions import DiagonalGaussian
+from vrnn_lightning.models.likelihoods import Likelihood
+
+SIZES = ("h_dim", "z_dim", "x_feat_dim", "hidden_dim", "mlp_layers")
+
+
+class GatedTransition(nn.Module):
+    """p(z_t | z_{t-1} [, x_{t-1}]): a gate mixes a linear transition (identity at the start) with a nonlinear
+    proposal; the std comes from the proposal."""
+
+    def __init__(self, z_dim: int, x_feat_dim: int, hidden_dim: int, layers: int, min_std: float) -> None:
+        super().__init__()
+        in_dim = z_dim + x_feat_dim
+        self.gate = nn.Sequential(mlp(in_dim, hidden_dim, layers), nn.Linear(hidden_dim, z_dim))
+        self.proposal = nn.Sequential(mlp(in_dim, hidden_dim, layers), nn.Linear(hidden_dim, z_dim))
+        self.linear = nn.Linear(z_dim, z_dim)
+        self.std = nn.Linear(z_dim, z_dim)
+        nn.init.eye_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+        self.min_std = min_std
+
+    def forward(self, z_prev: Tensor, x_feat_prev: Tensor | None = None) -> DiagonalGaussian:
+        inputs = z_prev if x_feat_prev is None else torch.cat([z_prev, x_feat_prev], -1)
+        gate, proposal = torch.sigmoid(self.gate(inputs)), self.proposal(inputs)
+        mean = torch.lerp(self.linear(z_prev), proposal, gate)  # (1 - gate) * linear + gate * proposal
+        return DiagonalGaussian(mean, F.softplus(self.std(torch.relu(proposal))) + self.min_std)
+
+
+class Combiner(nn.Module):
+    """q(z_t | z_{t-1}, r_t): c = (tanh(Linear(z_{t-1})) + r_t) / 2, then the mean and std from Linear(c)."""
+
+    def __init__(self, z_dim: int, h_dim: int, min_std: float) -> None:
+        super().__init__()
+        self.from_z = nn.Linear(z_dim, h_dim)
+        self.out = nn.Linear(h_dim, 2 * z_dim)
+        self.min_std = min_std
+
+    def forward(self, z_prev: Tensor, r: Tensor) -> DiagonalGaussian:
+        combined = 0.5 * (torch.tanh(self.from_z(z_prev)) + r)
+        return DiagonalGaussian.from_params(self.out(combined), self.min_std)
+
+
+class Emission(nn.Module):
+    """p(x_t | z_t [, x_{t-1}]): the likelihood's parameters from an MLP, its input dropped out at `dropout`."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, param_dim: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = dropout_or_identity(dropout)
+        self.net = nn.Sequential(mlp(in_dim, hidden_dim, layers), nn.Linear(hidden_dim, param_dim))
+
+    def forward(self, z: Tensor, x_feat_prev: Tensor | None = None) -> Tensor:
+        return self.net(self.dropout(z if x_feat_prev is None else torch.cat([z, x_feat_prev], -1)))
+
+
+class DMM(SequenceModel):
+    """A DMM over sequences x of shape (B, T, ...). Its carried state is (z_T, phi_x(x_T) [, the filtering
+    RNN's state]): a smoothing posterior reads each window's own future only."""
+
+    def __init__(
+        self,
+        likelihood: Likelihood,
+        h_dim: int = 256,
+        z_dim: int = 32,
+        x_feat_dim: int = 128,
+        hidden_dim: int = 256,
+        mlp_layers: int = 2,
+        rnn: str = "gru",
+        posterior: str = "smoothing",
+        augmented: bool = False,
+        min_std: float = 1e-4,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        sizes = dict(h_dim=h_dim, z_dim=z_dim, x_feat_dim=x_feat_dim, hidden_dim=hidden_dim, mlp_layers=mlp_layers)
+        options = dict(rnn=rnn, posterior=posterior, augmented=augmented, min_std=min_std, dropout=dropout)
+        self.check_settings({**sizes, **options})
+        self.config = dict(_target_=f"{__name__}.DMM", likelihood=likelihood.config, **sizes, **options)
+        self.latent_dim, self.x_feat_dim, self.augmented = z_dim, x_feat_dim, augmented
+        self.likelihood = likelihood
+        self.phi_x = with_dropout(mlp(likelihood.in_dim, x_feat_dim, mlp_layers), dropout)
+        extra = x_feat_dim if augmented else 0
+        self.transition = GatedTransition(z_dim, extra, hidden_dim, mlp_layers, min_std)
+        self.emission = Emission(z_dim + extra, hidden_dim, likelihood.param_dim, mlp_layers, dropout)
+        smoothing = posterior == "smoothing"
+        self.inference = BackwardRNN(x_feat_dim, h_dim, rnn) if smoothing else Recurrent(x_feat_dim, h_dim, rnn)
+        self.combiner = Combiner(z_dim, h_dim, min_std)
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        check_common(settings, SIZES, posteriors=("smoothing", "filtering"))
+        if not isinstance(settings.get("augmented", False), bool):
+            raise ValueError(f"model.augmented must be true or false, got {settings['augmented']!r}")
+
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, noise: Tensor | None = None, state: Flat | None = None
+    ) -> SequenceOutput:
+        """Teacher-forced pass over x (B, T, ...); `noise` (B, T, Z) fixes the posterior's draws."""
+        mask = full_mask(x) if mask is None else mask
+        x_feats = self.phi_x(self.likelihood.features(x, self.dtype))  # (B, T, Fx)
+        batch, steps, _ = x_feats.shape
+        z = x_feats.new_zeros(batch, self.latent_dim) if state is None else state[0]
+        z_first = z
+        if isinstance(self.inference, BackwardRNN):
+            r, rnn_last = self.inference(x_feats, mask), ()  # (B, T, H)
+        else:
+            r, rnn_last = self.inference(x_feats, None if state is None else tuple(state[2:]))
+        if noise is None:
+            noise = torch.randn(batch, steps, self.latent_dim, device=x.device, dtype=x_feats.dtype)
+        posteriors, zs = [], []
+        for r_t, noise_t in zip(time_major(r), time_major(noise), strict=True):
+            q = self.combiner(z, r_t)
+            z = q.rsample(noise_t)
+            posteriors.append(q)
+            zs.append(z)
+        z_all = torch.stack(zs, 1)  # (B, T, Z)
+        posterior = stack_gaussians(posteriors)
+        x_feat_prev = shifted(x_feats, None if state is None else state[1]) if self.augmented else None
+        prior = self.transition(shifted(z_all, z_first), x_feat_prev)  # every step at once, after the chain
+        x_params = self.emission(z_all, x_feat_prev)
+        recon = masked(self.likelihood.nll(x_params, x), mask)
+        kl = masked(posterior.kl(prior), mask)
+        carried = (z_all[:, -1], x_feats[:, -1], *rnn_last)
+        return SequenceOutput(recon, kl, mask, x_params, posterior, prior, z_all, carried)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        length: int,
+        batch_size: int = 1,
+        prime: Tensor | None = None,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """`length` steps: z_t ~ p(z_t | z_{t-1}) -> x_t ~ p(x_t | z_t); after reading `prime` (B, P, ...)
+        through the posterior, as in training (not repeated in the output)."""
+        if prime is not None:
+            prime = prime.to(self.device)
+            z, x_feat = self(prime).state[:2]
+        else:
+            z = torch.zeros(batch_size, self.latent_dim, device=self.device, dtype=self.dtype)
+            x_feat = torch.zeros(batch_size, self.x_feat_dim, device=self.device, dtype=self.dtype)
+        samples = []
+        for _ in range(length):
+            extra = x_feat if self.augmented else None
+            noise = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator)
+            z = self.transition(z, extra).rsample(noise)
+            x_t = self.likelihood.sample(self.emission(z, extra), temperature, generator)
+            samples.append(x_t)
+            x_feat = self.phi_x(self.likelihood.features(x_t.unsqueeze(1), self.dtype))[:, 0]
+        return torch.stack(samples, 1)
