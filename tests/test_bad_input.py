@@ -134,6 +134,13 @@ def resume_from_crafted_last(folder: Path, ckpt: Path) -> list[str]:
     return ["train", *TINY, f"hydra.run.dir={run}", "ckpt_path=last"]
 
 
+def user_config(folder: Path, text: str) -> Path:
+    """A user's config folder holding experiment/mine.yaml with `text`."""
+    (folder / "mine" / "experiment").mkdir(parents=True)
+    (folder / "mine" / "experiment" / "mine.yaml").write_text(text)
+    return folder / "mine"
+
+
 BOUNDED_GAUSSIAN = ["model/likelihood=gaussian", "model.likelihood.bounded=true"]
 
 
@@ -221,7 +228,7 @@ CASES: dict[str, tuple[Inputs, list[str]]] = {
     ),
     "unknown model in a sweep": (
         lambda f, c: ["train", "-m", "model=vrnn,transformer"],
-        ["model=transformer", "rnn, vrnn"],
+        ["model=transformer", "dmm, rnn, srnn, storn, vrnn"],
     ),
     "unwritable output folder": (output_under_a_file, ["cannot use", "as the output folder", "hydra.run.dir"]),
     "arrays not in .npz or .npy": (arrays_file(b"1,2,3\n", "seq.csv"), ["not a .npz file or a folder of .npy"]),
@@ -345,8 +352,37 @@ EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
         crafted(as_music, "eval", "data.path=/some/text.txt"),
         ["data.path does not apply", "PolyphonicDataModule"],
     ),
+    "a user config that is not YAML": (
+        lambda f, c: ["train", "--config-dir", str(user_config(f, "model:\n  h_dim: [1, 2\n")), "experiment=mine"],
+        ["mine.yaml, line 3 is not valid YAML", "fix the file"],
+    ),
+    "a user experiment picking a model found nowhere": (
+        lambda f, c: [
+            "train",
+            "--config-dir",
+            str(user_config(f, "# @package _global_\ndefaults:\n  - override /model: transformer\n")),
+            "experiment=mine",
+        ],
+        ["mine.yaml picks model=transformer, which is not a config of model/", "(looked in", "dmm, rnn, srnn"],
+    ),
+    "an SRNN's Resq not true or false": (
+        lambda f, c: ["train", *TINY_MODEL[:3], "model=srnn", "model.resq=2"],
+        ["model.resq must be true or false, got 2"],
+    ),
+    "a setting the model does not have": (
+        lambda f, c: ["train", "model=dmm", "+model.z_feat_dim=8"],
+        ["model.z_feat_dim is not a setting of DMM", "its settings are"],
+    ),
+    "a piano-roll source that does not exist": (
+        lambda f, c: ["train", *TINY_MODEL, "data=polyphonic", "data.source=midi"],
+        ["data.source='midi' is not a source of piano rolls", "srnn"],
+    ),
 }
 CASES.update(EARLY_CASES)
+CASES["a checkpoint whose weights do not fit its model"] = (
+    crafted(lambda checkpoint, folder: checkpoint["model_config"].update(h_dim=24)),
+    ["do not fit the model built from its settings", "is (16, 16) in the checkpoint and (16, 24) in the model"],
+)
 CASES["resumed from a crafted last.ckpt"] = (resume_from_crafted_last, ["pickled posix.system"])
 if torch.cuda.is_available():
     del CASES["CUDA graphs switched on without a GPU"]

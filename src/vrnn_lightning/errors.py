@@ -90,10 +90,51 @@ def user_config_dirs(argv: Sequence[str]) -> list[Path]:
     return paths
 
 
+def check_user_configs(overrides: Sequence[str], config_dir: Path = CONFIG_DIR) -> None:
+    """The user's own config files, before Hydra reads them: each must be YAML (a syntax error is one line naming
+    the file and line, not Hydra's traceback), and each option its defaults list picks for a group
+    (`- override /model: srnn`) must be a config of that group, here or in the packaged configs."""
+    import yaml
+
+    folders = user_config_dirs(overrides)
+    for folder in folders:
+        for path in sorted(folder.rglob("*.yaml")):
+            try:
+                content = yaml.safe_load(path.read_text())
+            except yaml.YAMLError as err:
+                mark = getattr(err, "problem_mark", None)
+                where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
+                problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+                raise ConfigError(f"{where} is not valid YAML: {problem}; fix the file") from None
+            defaults = content.get("defaults") if isinstance(content, dict) else None
+            for entry in defaults if isinstance(defaults, list) else []:
+                if isinstance(entry, dict) and len(entry) == 1:
+                    check_default(path, folder, *next(iter(entry.items())), [config_dir, *folders])
+
+
+def check_default(path: Path, root: Path, key: str, option: object, folders: list[Path]) -> None:
+    """One entry of a user config's defaults list, `[override ][/]group: option`."""
+    group = key.removeprefix("override ").strip()
+    if not isinstance(option, str) or option in ("_self_", "null") or "@" in group or "${" in option:
+        return
+    relative = group.lstrip("/") if group.startswith("/") else str(path.parent.relative_to(root) / group)
+    groups = [folder / relative for folder in folders if (folder / relative).is_dir()]
+    if not groups or relative.startswith("hydra"):  # a group that plugins provide, or none of ours
+        return
+    options = sorted({p.stem for g in groups for p in g.glob("*.yaml")})
+    if option not in options:
+        where = " and ".join(str(folder / relative) for folder in folders)
+        raise ConfigError(
+            f"{path} picks {relative}={option}, which is not a config of {relative}/ (looked in {where}); "
+            f"choose one of: {', '.join(options)}"
+        )
+
+
 def check_group_choices(overrides: Sequence[str], config_dir: Path = CONFIG_DIR) -> None:
     """Name an unknown option of a config group (`trainer=tpu`, `experiment=my_run`) in one line, before
     Hydra's many-line report, saying where it looked: the packaged configs and the user's own folders. Groups
     that plugins provide (hydra/launcher=..., hydra/sweeper=...) are left to Hydra."""
+    check_user_configs(overrides, config_dir)
     folders = [config_dir, *user_config_dirs(overrides)]
     for override in overrides:
         key, sep, values = override.partition("=")

@@ -213,6 +213,31 @@ class SequenceModule(L.LightningModule):
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """torch's, with a checkpoint whose tensors do not fit the model named in one line: the first key that
+        is missing, unexpected or of another shape, with both shapes (a resume, eval, sample and `load` alike)."""
+        own = self.state_dict()
+        mismatch = next(
+            (
+                f"{key} is {tuple(value.shape)} in the checkpoint and {tuple(own[key].shape)} in the model"
+                for key, value in state_dict.items()
+                if key in own and hasattr(value, "shape") and value.shape != own[key].shape
+            ),
+            None,
+        )
+        missing = [key for key in own if key not in state_dict]
+        unexpected = [key for key in state_dict if key not in own]
+        if mismatch is None and strict and (missing or unexpected):
+            mismatch = (
+                f"{missing[0]} is missing from the checkpoint" if missing else f"{unexpected[0]} is not a model key"
+            )
+        if mismatch is not None:
+            raise ConfigError(
+                f"the checkpoint's weights do not fit the model built from its settings: {mismatch}; resume or "
+                "evaluate with the model settings it was trained with (its .hydra/config.yaml)"
+            )
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Enough to rebuild the model, and the data module, from the checkpoint alone.
         checkpoint["model_config"] = self.model.config
