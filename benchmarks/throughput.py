@@ -2,6 +2,9 @@
 
     python benchmarks/throughput.py [--device cuda] [--batch-size N] [--seq-len T] [--repeats R]
 
+With --family, instead: the training step of SRNN, DMM and STORN at the same sizes beside the VRNN's (the step
+time of each and its ratio to the VRNN's, and FLOP/s against the fused GRU).
+
 Measures, in one run on one machine, with warm-up and the median of timed repeats (the three models take
 turns step by step, so that drifts in the machine's speed do not favour one of them):
   (a) the project's VRNN training step (time-parallel forward + backward + AdamW),
@@ -16,6 +19,7 @@ lines are the ratios the project tracks (on CUDA, two more: graphed_speedup_vs_e
 """
 
 import argparse
+import inspect
 import json
 import multiprocessing
 import resource
@@ -31,6 +35,7 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from vrnn_lightning.models import DMM, SRNN, STORN, Categorical
 from vrnn_lightning.models.base import full_mask
 from vrnn_lightning.models.reference import per_step_forward
 from vrnn_lightning.training.cuda_graphs import GraphedPasses
@@ -73,6 +78,18 @@ def reference_config():
         return compose("train", overrides=["experiment=shakespeare_vrnn"])
 
 
+FAMILY = {"srnn": SRNN, "dmm": DMM, "storn": STORN}
+
+
+def family_model(kind: str, cfg) -> nn.Module:
+    """A model of the family at the VRNN's reference sizes: every setting of the VRNN's config the model takes
+    under the same name, its posterior its own default (the VRNN's is filtering)."""
+    model_class = FAMILY[kind]
+    accepted = set(inspect.signature(model_class).parameters) - {"likelihood", "posterior"}
+    settings = {k: v for k, v in cfg.model.items() if k in accepted}
+    return model_class(Categorical(VOCAB), **settings)
+
+
 def build(kind: str, device: str, compile_mode: str | bool = False) -> tuple[nn.Module, Callable[[Tensor], Tensor]]:
     """The model and its loss; `compile_mode` is the project VRNN's `model.compile` (kind "vrnn" only)."""
     cfg = reference_config()
@@ -80,6 +97,9 @@ def build(kind: str, device: str, compile_mode: str | bool = False) -> tuple[nn.
     if kind == "gru":
         model = CharGRU(VOCAB, cfg.model.h_dim).to(device)
         return model, model.loss
+    if kind in FAMILY:
+        model = family_model(kind, cfg).to(device)
+        return model, lambda x: (lambda out: (out.recon + out.kl).mean())(model(x))
     compile_mode = compile_mode if kind == "vrnn" else False
     model = instantiate(cfg.model, likelihood={"x_dim": VOCAB}, compile=compile_mode).to(device)
     if kind == "vrnn":
@@ -200,6 +220,32 @@ def isolated_peak_mb(*args) -> float:
     return result
 
 
+def family_figures(args: argparse.Namespace) -> None:
+    """The family's training steps beside the VRNN's (taking turns, as above): each one's step time, its ratio
+    to the VRNN's, and its FLOP/s against the fused GRU's."""
+    kinds = ["vrnn", *FAMILY, "gru"]
+    seconds = time_interleaved(
+        kinds, args.device, args.batch_size, args.seq_len, args.warmup, args.repeats, False, False
+    )
+    flops = {kind: count(kind, args.device, args.batch_size, args.seq_len)["flops"] for kind in kinds}
+    gru_rate = flops["gru"] / seconds["gru"]
+    results = {}
+    for kind in kinds:
+        results[kind] = r = dict(
+            step_ms=1000 * seconds[kind],
+            steps_per_s=1 / seconds[kind],
+            time_vs_vrnn=seconds[kind] / seconds["vrnn"],
+            flop_efficiency_vs_fused_gru=flops[kind] / seconds[kind] / gru_rate,
+        )
+        print(
+            f"{kind:>6}: {r['steps_per_s']:6.2f} steps/s  {r['step_ms']:7.1f} ms/step  "
+            f"time_vs_vrnn {r['time_vs_vrnn']:.2f}  "
+            f"flop_efficiency_vs_fused_gru {r['flop_efficiency_vs_fused_gru']:.2f}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
 def main() -> None:
     cfg = reference_config()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -217,6 +263,11 @@ def main() -> None:
     )
     parser.add_argument("--bf16", action="store_true", help="time all three under bfloat16 autocast (bf16-mixed)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--family",
+        action="store_true",
+        help="instead: the training step of SRNN, DMM and STORN at the VRNN's sizes against the VRNN's and the GRU's",
+    )
     args = parser.parse_args()
     compile_mode = {"false": False, "true": True}.get(args.compile, args.compile)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -226,6 +277,8 @@ def main() -> None:
         f"device={args.device} threads={torch.get_num_threads()} batch={args.batch_size} window={args.seq_len} "
         f"h={cfg.model.h_dim} z={cfg.model.z_dim} torch={torch.__version__} compile={args.compile} bf16={args.bf16}"
     )
+    if args.family:
+        return family_figures(args)
     graphed = args.device == "cuda" and not args.bf16
     if args.device == "cuda" and args.bf16:
         # make_graphed_callables refuses autocast's weight cache, and training runs eager under bf16-mixed
