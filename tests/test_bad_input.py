@@ -373,12 +373,40 @@ EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
         lambda f, c: ["train", "model=dmm", "+model.z_feat_dim=8"],
         ["model.z_feat_dim is not a setting of DMM", "its settings are"],
     ),
+    "FIVO with a posterior that reads the future": (
+        lambda f, c: ["train", *TINY_MODEL[:3], "model=srnn", "module.objective=fivo", "module.train_samples=4"],
+        ["module.objective=fivo cannot run SRNN: its posterior reads the steps after t", "model.posterior=filtering"],
+    ),
+    "FIVO without latent variables": (
+        lambda f, c: ["train", "model=rnn", "module.objective=fivo"],
+        ["module.objective=fivo cannot run RNN: it has no latent variables"],
+    ),
+    "a resampling threshold above one": (
+        lambda f, c: ["train", *TINY, "module.objective=fivo", "module.resample_threshold=1.5"],
+        ["module.resample_threshold=1.5 is not valid", "from 0 to 1"],
+    ),
+    "an unknown resampling scheme": (
+        lambda f, c: ["train", *TINY, "module.objective=fivo", "module.resampling=stratified"],
+        ["module.resampling='stratified' is not valid", "multinomial, systematic"],
+    ),
+    "FIVO with no particles": (
+        lambda f, c: ["train", *TINY, "module.objective=fivo", "module.train_samples=0"],
+        ["module.train_samples=0 is not valid"],
+    ),
     "a piano-roll source that does not exist": (
         lambda f, c: ["train", *TINY_MODEL, "data=polyphonic", "data.source=midi"],
         ["data.source='midi' is not a source of piano rolls", "srnn"],
     ),
 }
 CASES.update(EARLY_CASES)
+CASES["the FIVO bound of a smoothing checkpoint"] = (
+    crafted(
+        lambda checkpoint, folder: checkpoint["model_config"].update(posterior="smoothing"),
+        "eval",
+        "eval.fivo_samples=4",
+    ),
+    ["eval.fivo_samples runs a particle filter", "model.posterior=filtering"],
+)
 CASES["a checkpoint whose weights do not fit its model"] = (
     crafted(lambda checkpoint, folder: checkpoint["model_config"].update(h_dim=24)),
     ["do not fit the model built from its settings", "is (16, 16) in the checkpoint and (16, 24) in the model"],

@@ -123,3 +123,23 @@ def test_a_sweep_across_the_family_ends_in_one_summary(tmp_path):
     assert swept.returncode == 0, swept.stderr[-3000:]
     summary = (tmp_path / "sweep" / "summary.csv").read_text().splitlines()
     assert len(summary) == 6 and all(name in "\n".join(summary) for name in ("srnn", "dmm", "storn"))
+
+
+def test_fivo_trains_a_filtering_model_and_eval_scores_every_bound(tmp_path):
+    run = tmp_path / "run"
+    fivo = ["module.objective=fivo", "module.train_samples=3", "module.resampling=systematic"]
+    overrides = tiny("srnn", [*TINY, *fivo, "model.posterior=filtering", f"hydra.run.dir={run}"])
+    trained = run_main("train", *overrides, cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    evaluated = run_main(
+        "eval",
+        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+        "eval.iw_samples=4",
+        "eval.fivo_samples=4",
+        f"hydra.run.dir={tmp_path / 'e'}",
+        cwd=tmp_path,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["fivo_samples"] == 4 and metrics["fivo_bound_nats_per_sequence"] > 0
+    assert metrics["fivo_bound_bpc"] > 0 and "fivo_bound" in evaluated.stdout

@@ -131,7 +131,10 @@ def test_iwae_objective_is_the_importance_weighted_bound_and_tighter_than_the_el
 @pytest.mark.parametrize(
     "options, message",
     [
-        (dict(objective="vimco"), "module.objective must be 'elbo' or 'iwae'"),
+        (dict(objective="vimco"), "module.objective must be 'elbo', 'iwae' or 'fivo'"),
+        (dict(objective="fivo", resample_threshold=1.5), "module.resample_threshold must be a number from 0 to 1"),
+        (dict(objective="fivo", resampling="stratified"), "module.resampling must be one of multinomial, systematic"),
+        (dict(objective="fivo", kl_warmup_steps=10), "module.objective=fivo trains on its bound itself"),
         (dict(objective="iwae", train_samples=0), "module.train_samples must be a whole number >= 1"),
         (dict(objective="iwae", train_samples=4, free_bits=0.1), "unset module.free_bits"),
     ],

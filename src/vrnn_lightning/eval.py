@@ -3,7 +3,9 @@
 On the checkpoint's own test data (its data settings, overridable with data.*=): the ELBO and its KL and
 reconstruction parts; the bound per step, per sequence and in the data's own figures (bits per character for
 text); with eval.iw_samples=K the importance-weighted bound (K trajectories from the filtering posterior,
-log-mean-exp of their weights), which is tighter; KL per latent dimension and active units. With
+log-mean-exp of their weights), which is tighter; with eval.fivo_samples=K the FIVO bound of a particle filter
+of K particles resampled step by step (models whose posterior reads no future step); KL per latent dimension and
+active units. With
 eval.stateful=true (text), also the bounds with the recurrent state carried along eval.streams contiguous streams
 (`carried_*`; see `carried_state_metrics`); split=heldout is the text's whole last 10%. Writes metrics.json.
 """
@@ -24,6 +26,7 @@ from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_err
 from vrnn_lightning.launch.config_checks import check_against_checkpoint, check_config
 from vrnn_lightning.models import SequenceModel
 from vrnn_lightning.models.base import select_state
+from vrnn_lightning.models.objectives import fivo_bound, iw_bound
 from vrnn_lightning.training.checkpoints import datamodule_from_checkpoint, load_module, read_checkpoint
 from vrnn_lightning.training.metrics import LatentUsage
 
@@ -33,12 +36,20 @@ def iw_log_likelihood(model: SequenceModel, x: Tensor, mask: Tensor, samples: in
     log p(x) in expectation, tightening as K grows; K = 1 is the ELBO's single-sample estimate. At most `chunk`
     sequence-steps (sequences x K x steps) are evaluated at once: memory grows with the pieces' length too."""
     per_chunk = max(1, chunk // (samples * x.shape[1]))
-    estimates = []
+    parts = zip(x.split(per_chunk), mask.split(per_chunk), strict=True)
+    return torch.cat([iw_bound(model, part, part_mask, samples).double() for part, part_mask in parts])
+
+
+def fivo_log_likelihood(model: SequenceModel, x: Tensor, mask: Tensor, cfg: DictConfig) -> Tensor:
+    """The FIVO bound (B,) of `eval.fivo_samples` particles per sequence, in chunks of at most `eval.iw_chunk`
+    sequence-steps (`models/objectives.py`)."""
+    k = cfg.eval.fivo_samples
+    per_chunk = max(1, cfg.eval.iw_chunk // (k * x.shape[1]))
+    bounds = []
     for part, part_mask in zip(x.split(per_chunk), mask.split(per_chunk), strict=True):
-        repeated = model(part.repeat_interleave(samples, 0), part_mask.repeat_interleave(samples, 0))
-        weights = repeated.log_weight().view(len(part), samples)  # (B, K)
-        estimates.append(torch.logsumexp(weights.double(), 1) - math.log(samples))
-    return torch.cat(estimates)
+        filtered = fivo_bound(model, part, part_mask, k, cfg.eval.resample_threshold, cfg.eval.resampling)
+        bounds.append(filtered.bound.double())
+    return torch.cat(bounds)
 
 
 def data_overrides(cfg: DictConfig) -> dict[str, Any]:
@@ -79,7 +90,8 @@ def evaluate(cfg: DictConfig) -> dict:
     loader = datamodule.eval_dataloader(cfg.split)
     streams = datamodule.streams(cfg.split, cfg.eval.streams, window_length(loader)) if cfg.eval.stateful else None
 
-    recon = kl = iw = 0.0
+    fivo_samples = cfg.eval.get("fivo_samples") if model.latent_dim else None
+    recon = kl = iw = fivo = 0.0
     steps = sequences = 0
     usage = LatentUsage(model.latent_dim).to(device) if model.latent_dim else None
     for batch in loader:
@@ -93,6 +105,8 @@ def evaluate(cfg: DictConfig) -> dict:
             usage.update(out)
         if iw_samples:
             iw -= iw_log_likelihood(model, x, mask, iw_samples, cfg.eval.iw_chunk).sum().item()
+        if fivo_samples:
+            fivo -= fivo_log_likelihood(model, x, mask, cfg).sum().item()
 
     unit = metadata["step_unit"]
     metrics = {
@@ -107,6 +121,9 @@ def evaluate(cfg: DictConfig) -> dict:
     if iw_samples:
         metrics["iw_samples"] = iw_samples
         metrics.update(bound_metrics("iw_bound", iw, steps, sequences, metadata))
+    if fivo_samples:
+        metrics["fivo_samples"] = fivo_samples
+        metrics.update(bound_metrics("fivo_bound", fivo, steps, sequences, metadata))
     if usage is not None:
         latents = usage.compute()
         metrics["active_units"] = int(latents["active_units"])

@@ -29,6 +29,7 @@ from vrnn_lightning.models.base import (
     full_mask,
     masked,
     mlp,
+    smoothing_problem,
     with_dropout,
 )
 from vrnn_lightning.models.blocks import BackwardRNN, Flat, Recurrent, shifted, stack_gaussians, time_major
@@ -118,6 +119,10 @@ class DMM(SequenceModel):
         smoothing = posterior == "smoothing"
         self.inference = BackwardRNN(x_feat_dim, h_dim, rnn) if smoothing else Recurrent(x_feat_dim, h_dim, rnn)
         self.combiner = Combiner(z_dim, h_dim, min_std)
+
+    @classmethod
+    def particle_filter_problem(cls, settings: dict[str, Any]) -> str | None:
+        return smoothing_problem(settings, "smoothing")
 
     @classmethod
     def check_settings(cls, settings: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ from vrnn_lightning.models.base import (
     full_mask,
     masked,
     mlp,
+    smoothing_problem,
     with_dropout,
 )
 from vrnn_lightning.models.blocks import (
@@ -91,6 +92,10 @@ class SRNN(SequenceModel):
         summary_dim = h_dim if self.future is not None else h_dim + x_feat_dim
         self.posterior = ChainGaussian(z_dim, summary_dim, hidden_dim, z_dim, mlp_layers, min_std)
         self.emission = Emission(z_dim, h_dim, hidden_dim, likelihood.param_dim, mlp_layers, dropout)
+
+    @classmethod
+    def particle_filter_problem(cls, settings: dict[str, Any]) -> str | None:
+        return smoothing_problem(settings, "smoothing")
 
     @classmethod
     def check_settings(cls, settings: dict[str, Any]) -> None:

@@ -27,6 +27,7 @@ from vrnn_lightning.models.base import (
     dropout_or_identity,
     full_mask,
     mlp,
+    smoothing_problem,
     with_dropout,
 )
 from vrnn_lightning.models.blocks import BackwardRNN
@@ -200,6 +201,10 @@ class VRNN(SequenceModel):
         self.decoder = Decoder(z_feat_dim, h_dim, hidden_dim, likelihood.param_dim, mlp_layers, dropout)
         self.recurrence = Recurrence(x_feat_dim, z_feat_dim, h_dim, rnn)
         check_fusable(self)
+
+    @classmethod
+    def particle_filter_problem(cls, settings: dict[str, Any]) -> str | None:
+        return smoothing_problem(settings, "filtering")
 
     @classmethod
     def check_settings(cls, settings: dict[str, Any]) -> None:

@@ -4,8 +4,9 @@ Every term is logged per step of the data (its `step_unit`: a character, an imag
 steps only: `*/recon`, `*/kl`, `*/loss`; `*/loss_per_sequence` is the same bound per sequence, and the data's
 own figures (`metadata["figures"]`, e.g. `*/bpc` for text) follow. `train/loss` is the objective being
 optimised (recon + beta * KL, the KL floored per dimension with free bits; or, with `objective=iwae`, the
-importance-weighted bound of `train_samples` trajectories; plus `auxiliary_weight` times a model's auxiliary
-cost, `*/auxiliary`, where it has one); `val/loss` and `test/loss` are
+importance-weighted bound of `train_samples` trajectories; with `objective=fivo`, the bound of a particle filter
+of `train_samples` particles, `train/resamplings` its resampling events per sequence; plus `auxiliary_weight`
+times a model's auxiliary cost, `*/auxiliary`, where it has one); `val/loss` and `test/loss` are
 always the full negative ELBO (beta = 1, no floor), so checkpoints are chosen by the bound. Samples, pictures,
 latent usage and the random state are callbacks (`training/callbacks/`), which read `SequenceOutput`s that
 `validation_step` and `test_step` return.
@@ -24,6 +25,7 @@ from vrnn_lightning.data.base import Batch, figure_value
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.models import SequenceModel, SequenceOutput
 from vrnn_lightning.models.base import detach_state
+from vrnn_lightning.models.objectives import RESAMPLING, Filtered, fivo_bound
 from vrnn_lightning.training.cuda_graphs import GraphedPasses
 from vrnn_lightning.training.schedules import kl_weight, warmup_cosine
 
@@ -48,21 +50,38 @@ class SequenceModule(L.LightningModule):
         train_samples: int = 1,
         auxiliary_weight: float = 1.0,
         cuda_graphs: bool | str = "auto",
+        resample_threshold: float = 0.5,
+        resampling: str = "multinomial",
     ) -> None:
         super().__init__()
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"module.lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
         if free_bits < 0:
             raise ValueError(f"module.free_bits must be >= 0 (nats per latent dimension), got {free_bits!r}")
-        if objective not in ("elbo", "iwae"):
-            raise ValueError(f"module.objective must be 'elbo' or 'iwae', got {objective!r}")
+        if objective not in ("elbo", "iwae", "fivo"):
+            raise ValueError(f"module.objective must be 'elbo', 'iwae' or 'fivo', got {objective!r}")
+        if isinstance(resample_threshold, bool) or not isinstance(resample_threshold, int | float):
+            raise ValueError(f"module.resample_threshold must be a number from 0 to 1, got {resample_threshold!r}")
+        if not 0 <= resample_threshold <= 1:
+            raise ValueError(f"module.resample_threshold must be a number from 0 to 1, got {resample_threshold!r}")
+        if resampling not in RESAMPLING:
+            raise ValueError(f"module.resampling must be one of {', '.join(RESAMPLING)}, got {resampling!r}")
+        if objective == "fivo" and not model.latent_dim:
+            raise ValueError(
+                "module.objective=fivo filters latent variables, and this model has none; "
+                "module.objective=elbo is already its exact likelihood"
+            )
+        if objective == "fivo" and not model.filters:
+            raise ValueError(
+                f"module.objective=fivo cannot run this model: {model.particle_filter_problem(model.config)}"
+            )
         if isinstance(train_samples, bool) or not isinstance(train_samples, int) or train_samples < 1:
             raise ValueError(f"module.train_samples must be a whole number >= 1, got {train_samples!r}")
         if cuda_graphs not in ("auto", True, False):
             raise ValueError(f"module.cuda_graphs must be auto, true or false, got {cuda_graphs!r}")
-        if objective == "iwae" and (free_bits > 0 or kl_warmup_steps > 0):
+        if objective != "elbo" and (free_bits > 0 or kl_warmup_steps > 0):
             raise ValueError(
-                "module.objective=iwae trains on the importance-weighted bound itself; "
+                f"module.objective={objective} trains on its bound itself; "
                 "unset module.free_bits and module.kl_warmup_steps (they shape the ELBO's KL)"
             )
         self.save_hyperparameters(ignore=["model", "optimizer"])
@@ -147,14 +166,32 @@ class SequenceModule(L.LightningModule):
         bound = torch.logsumexp(weights, 1) - math.log(k)  # (B,) log p(x) >= this, in expectation
         return -bound.sum() / batch.mask.sum(), out
 
-    def _shared_step(self, batch: Batch, stage: str) -> tuple[Tensor, SequenceOutput]:
+    def fivo_loss(self, batch: Batch) -> tuple[Tensor, Filtered]:
+        """The negative FIVO bound of `train_samples` particles per sequence (`models/objectives.py`), per real
+        step. Its steps run eager, one at a time (no CUDA graph: the particles are resampled between them)."""
+        filtered = fivo_bound(
+            self.model,
+            batch.x,
+            batch.mask,
+            self.hparams.train_samples,
+            self.hparams.resample_threshold,
+            self.hparams.resampling,
+        )
+        return -filtered.bound.sum() / batch.mask.sum(), filtered
+
+    def _shared_step(self, batch: Batch, stage: str) -> tuple[Tensor, SequenceOutput | None]:
         continues = not batch.first  # this batch continues its stage's last one, row by row (streams)
-        if stage == "train" and self.hparams.objective == "iwae":
-            if continues:
-                raise ConfigError(
-                    "module.objective=iwae draws K trajectories per window and cannot carry one state between "
-                    "windows; use module.objective=elbo with data.stateful=true"
-                )
+        objective = self.hparams.objective if stage == "train" else "elbo"
+        if objective != "elbo" and continues:
+            raise ConfigError(
+                f"module.objective={objective} draws K trajectories per window and cannot carry one state between "
+                "windows; use module.objective=elbo with data.stateful=true"
+            )
+        if objective == "fivo":
+            loss, filtered = self.fivo_loss(batch)
+            self.log("train/resamplings", filtered.resamplings.float().mean(), on_step=True, on_epoch=False)
+            return self.log_terms(stage, loss, filtered.recon.sum(), filtered.kl.sum(), batch.mask, None), None
+        if objective == "iwae":
             loss, out = self.iwae_loss(batch)
         else:
             # Only a continuing batch passes a state: a model of the older contract trains as before otherwise
@@ -163,15 +200,23 @@ class SequenceModule(L.LightningModule):
             # Carried into the next window, cut from this window's graph (truncated BPTT). After a resume the
             # first window starts from the zero state: the streams continue, their states do not.
             self.carried_states[stage] = None if out.state is None else detach_state(out.state)
-        steps, sequences = out.mask.sum(), out.mask.shape[0]
-        recon, kl = out.recon.sum() / steps, out.kl.sum() / steps
+        steps = out.mask.sum()
         if stage != "train":
-            loss = recon + kl
+            loss = (out.recon.sum() + out.kl.sum()) / steps
         elif self.hparams.objective == "elbo":
-            loss = recon + self.beta() * self.kl_objective(out)
+            loss = out.recon.sum() / steps + self.beta() * self.kl_objective(out)
         auxiliary = None if out.auxiliary is None else out.auxiliary.sum() / steps  # outside the bound
         if auxiliary is not None and stage == "train":
             loss = loss + self.hparams.auxiliary_weight * auxiliary
+        return self.log_terms(stage, loss, out.recon.sum(), out.kl.sum(), out.mask, auxiliary), out
+
+    def log_terms(
+        self, stage: str, loss: Tensor, recon_total: Tensor, kl_total: Tensor, mask: Tensor, auxiliary: Tensor | None
+    ) -> Tensor:
+        """Log the loss and the bound's terms (summed over the batch's real steps) per step, per sequence and in
+        the data's own figures; returns the loss."""
+        steps, sequences = mask.sum(), mask.shape[0]
+        recon, kl = recon_total / steps, kl_total / steps
         on_step = stage == "train"
         # Epoch figures are averages over real steps (over sequences for per-sequence figures), across ranks.
         per_step = dict(
@@ -185,14 +230,14 @@ class SequenceModule(L.LightningModule):
         self.log(f"{stage}/loss", loss, prog_bar=True, **per_step)
         if auxiliary is not None:
             self.log(f"{stage}/auxiliary", auxiliary, **per_step)
-        bound_per_sequence = (out.recon.sum() + out.kl.sum()) / sequences
+        bound_per_sequence = (recon_total + kl_total) / sequences
         self.log(f"{stage}/loss_per_sequence", bound_per_sequence, **per_sequence)
         for name, figure in self.hparams.data_metadata.get("figures", {}).items():
             value = figure_value(figure, recon + kl, bound_per_sequence, steps / sequences)
             self.log(f"{stage}/{name}", value, **(per_sequence if figure["per"] == "sequence" else per_step))
         if on_step:
             self.log("train/beta", self.beta(), on_step=True, on_epoch=False)
-        return loss, out
+        return loss
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         return self._shared_step(batch, "train")[0]
