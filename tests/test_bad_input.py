@@ -134,6 +134,11 @@ def resume_from_crafted_last(folder: Path, ckpt: Path) -> list[str]:
     return ["train", *TINY, f"hydra.run.dir={run}", "ckpt_path=last"]
 
 
+def make_file(folder: Path) -> Path:
+    (folder / "a_file").write_text("not a folder")
+    return folder / "a_file"
+
+
 def user_config(folder: Path, text: str) -> Path:
     """A user's config folder holding experiment/mine.yaml with `text`."""
     (folder / "mine" / "experiment").mkdir(parents=True)
@@ -392,6 +397,14 @@ EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
     "FIVO with no particles": (
         lambda f, c: ["train", *TINY, "module.objective=fivo", "module.train_samples=0"],
         ["module.train_samples=0 is not valid"],
+    ),
+    "an MLflow store under a file": (
+        lambda f, c: ["train", *TINY, "logger=mlflow", f"logger.mlflow.tracking_uri=sqlite:///{make_file(f)}/runs.db"],
+        ["logger.mlflow.tracking_uri=sqlite:///", "is not a folder", "MLflow cannot keep its runs there"],
+    ),
+    "an unknown logger": (
+        lambda f, c: ["train", "logger=comet"],
+        ["logger=comet is not a config of logger/", "csv, many, mlflow, tensorboard, wandb"],
     ),
     "a piano-roll source that does not exist": (
         lambda f, c: ["train", *TINY_MODEL, "data=polyphonic", "data.source=midi"],

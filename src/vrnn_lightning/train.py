@@ -23,16 +23,18 @@ from vrnn_lightning.data.base import figure_value
 from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_errors
 from vrnn_lightning.launch.config_checks import check_config
 from vrnn_lightning.launch.console import quiet_library_noise, route_lightning_logs_to_hydra
-from vrnn_lightning.launch.hparams import record_hparams
+from vrnn_lightning.launch.hparams import announce_settings, record_hparams
 from vrnn_lightning.launch.ranks import (
     first_process_on_node,
     fresh_ddp_state_afterwards,
     relaunch_ddp_ranks_as_this_job,
     requeued_job_checkpoint,
 )
+from vrnn_lightning.launch.trackers import register_resolvers
 from vrnn_lightning.training.callbacks import RunInterrupted
 
 log = logging.getLogger(__name__)
+register_resolvers()  # the logger configs' run names, before Hydra composes them
 
 
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # torch.compile modes that capture CUDA graphs
@@ -78,6 +80,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         cfg.trainer, logger=loggers or False, callbacks=callbacks, enable_progress_bar=progress
     )
     log.info("model: %s parameters", f"{sum(p.numel() for p in model.parameters()):,}")
+    if trainer.is_global_zero:
+        announce_settings(trainer.loggers, cfg)
 
     start = time.perf_counter()
     resume_from = cfg.get("ckpt_path") or requeued_job_checkpoint(cfg)

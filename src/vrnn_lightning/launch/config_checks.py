@@ -17,6 +17,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from vrnn_lightning.errors import CONFIG_DIR, ConfigError, exit_with
+from vrnn_lightning.launch.trackers import check_trackers
 
 Check = tuple[Callable[[Any], bool], str]  # (accepts the value, what it must be)
 
@@ -139,6 +140,7 @@ def check_config(cfg: DictConfig, main: str) -> None:
     if main == "train":
         check_model(cfg)
         check_data_and_head(cfg)
+        check_trackers(cfg)
 
 
 def check_values(cfg: DictConfig, main: str) -> None:

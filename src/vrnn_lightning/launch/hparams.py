@@ -1,4 +1,5 @@
-"""Each run's settings beside its final figures, for TensorBoard's HPARAMS tab: the jobs of a sweep become the
+"""Each run's settings beside its final figures, for TensorBoard's HPARAMS tab (and as params and final metrics
+for the other trackers): the jobs of a sweep become the
 rows of one table (`tensorboard --logdir <sweep folder>`), a column per setting and one per figure.
 
 Lightning's `default_hp_metric` is off in conf/logger/tensorboard.yaml (its placeholder -1 would stand in the
@@ -54,10 +55,25 @@ def final_figures(metrics: dict[str, float]) -> dict[str, float]:
     return {f"hparams/{k}": float(v) for k, v in kept.items()}
 
 
+def announce_settings(loggers: list[Any], cfg: DictConfig) -> None:
+    """The run's settings, as it starts, to the trackers that show them while it runs (CSV's hparams.yaml,
+    MLflow's params, W&B's config); TensorBoard takes them with the final figures (`record_hparams`)."""
+    for logger in loggers:
+        if type(logger).__name__ != "TensorBoardLogger":
+            logger.log_hyperparams(run_settings(cfg))
+
+
 def record_hparams(loggers: list[Any], cfg: DictConfig, metrics: dict[str, float]) -> None:
-    """Log the run's settings with its final figures to every logger that keeps hyperparameters (TensorBoard)."""
+    """The run's final figures to every logger: beside its settings in TensorBoard's HPARAMS table, as the last
+    metrics (`hparams/...`) elsewhere; then each logger is closed (a sweep's next job starts a new run)."""
     figures = final_figures(metrics)
     for logger in loggers:
-        if hasattr(logger, "log_hyperparams") and figures:
+        if not figures:
+            continue
+        if type(logger).__name__ == "TensorBoardLogger":
             logger.log_hyperparams(run_settings(cfg), figures)
-            logger.finalize("success")  # the writer was closed when testing ended: flush what this added
+        else:
+            logger.log_metrics(figures)
+        logger.finalize("success")  # testing closed the writers: flush what this added
+        if type(logger).__name__ == "WandbLogger":
+            logger.experiment.finish()

@@ -6,6 +6,7 @@ import lightning as L
 
 from vrnn_lightning.data.images import picture_grids
 from vrnn_lightning.data.piano_rolls import piano_roll_pictures
+from vrnn_lightning.training.callbacks.tensorboard import tensorboard_of
 
 
 class FirstValidationBatch(L.Callback):
@@ -37,7 +38,7 @@ class ImageGrids(FirstValidationBatch):
         self.max_steps = max_steps  # piano rolls: the first steps of each piece
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        experiment = getattr(trainer.logger, "experiment", None)
+        experiment = tensorboard_of(trainer)
         if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(experiment, "add_image"):
             return
         metadata = pl_module.hparams.data_metadata

@@ -4,6 +4,7 @@ from typing import Any
 
 import lightning as L
 
+from vrnn_lightning.training.callbacks.tensorboard import tensorboard_of
 from vrnn_lightning.training.metrics import LatentUsage
 
 
@@ -29,7 +30,7 @@ class LatentUsageMonitor(L.Callback):
         if usage["count"] == 0:
             return
         pl_module.log(f"{stage}/active_units", usage["active_units"].float(), rank_zero_only=True)
-        experiment = getattr(trainer.logger, "experiment", None)
+        experiment = tensorboard_of(trainer)
         if hasattr(experiment, "add_histogram") and trainer.is_global_zero:
             experiment.add_histogram(f"{stage}/kl_per_dim", usage["kl_per_dim"], trainer.global_step)
 

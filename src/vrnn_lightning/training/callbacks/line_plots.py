@@ -5,6 +5,7 @@ import lightning as L
 from vrnn_lightning.data.line_plots import line_plot_figure, line_plot_panels
 from vrnn_lightning.data.real_valued import denormalize
 from vrnn_lightning.training.callbacks.image_grids import FirstValidationBatch
+from vrnn_lightning.training.callbacks.tensorboard import tensorboard_of
 
 
 class LinePlots(FirstValidationBatch):
@@ -16,7 +17,7 @@ class LinePlots(FirstValidationBatch):
         self.dims = dims
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        experiment = getattr(trainer.logger, "experiment", None)
+        experiment = tensorboard_of(trainer)
         if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(experiment, "add_figure"):
             return
         panels, masks = line_plot_panels(pl_module.model, self.first_batch.x, self.first_batch.mask)

@@ -3,6 +3,7 @@
 import lightning as L
 
 from vrnn_lightning.data.text import Vocabulary, sample_text
+from vrnn_lightning.training.callbacks.tensorboard import tensorboard_of
 
 
 class TextSamples(L.Callback):
@@ -16,7 +17,7 @@ class TextSamples(L.Callback):
         self.length, self.prompt, self.temperature = length, prompt, temperature
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        experiment = getattr(trainer.logger, "experiment", None)
+        experiment = tensorboard_of(trainer)
         if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(experiment, "add_text"):
             return
         vocab = Vocabulary(pl_module.hparams.data_metadata["vocab"])
