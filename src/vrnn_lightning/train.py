@@ -35,6 +35,7 @@ from vrnn_lightning.training.callbacks import RunInterrupted
 
 log = logging.getLogger(__name__)
 register_resolvers()  # the logger configs' run names, before Hydra composes them
+FINISHED: list[tuple[Path, dict[str, float]]] = []  # (run folder, final figures) of the runs this process finished
 
 
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # torch.compile modes that capture CUDA graphs
@@ -102,6 +103,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if not trainer.is_global_zero:
         return {}
     (Path(cfg.paths.output_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    FINISHED.append((Path(cfg.paths.output_dir).resolve(), metrics))  # what vrnn_lightning.fit returns
     record_hparams(trainer.loggers, cfg, metrics)  # a row of TensorBoard's HPARAMS table
     return metrics
 

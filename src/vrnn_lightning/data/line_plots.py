@@ -10,13 +10,13 @@ from torch import Tensor
 def line_plot_figure(panels: dict[str, Tensor], dims: int = 3, masks: dict[str, Tensor] | None = None) -> Any:
     """A matplotlib figure: one row per panel (name -> (N, T, D) sequences), one column per dim (the first
     `dims`), every sequence a line; steps where `masks[name]` is 0 (padding) are not drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files and TensorBoard only: no window
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot: the user's backend stays theirs
+    from matplotlib.figure import Figure
 
     dims = min(dims, next(iter(panels.values())).shape[-1])
-    figure, axes = plt.subplots(len(panels), dims, figsize=(3.2 * dims, 2.2 * len(panels)), squeeze=False)
+    figure = Figure(figsize=(3.2 * dims, 2.2 * len(panels)))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(len(panels), dims, squeeze=False)
     for row, (name, sequences) in enumerate(panels.items()):
         mask = (masks or {}).get(name)
         for col in range(dims):
@@ -31,11 +31,7 @@ def line_plot_figure(panels: dict[str, Tensor], dims: int = 3, masks: dict[str, 
 
 
 def write_line_plots(path: str | Path, panels: dict[str, Tensor], dims: int = 3) -> Path:
-    import matplotlib.pyplot as plt
-
-    figure = line_plot_figure(panels, dims)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    line_plot_figure(panels, dims).savefig(path, dpi=100)
     return Path(path)
 
 

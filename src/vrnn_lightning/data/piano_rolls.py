@@ -32,10 +32,7 @@ def crop(rolls: Tensor, lengths: Tensor) -> list[Tensor]:
 def draw(rows: list[list[tuple[str, Tensor]]], lowest_midi: int, marks: list[int | None] | None = None) -> np.ndarray:
     """A grid of piano rolls, one row per piece and one column per version of it (`(title, (T_i, 88) roll)`);
     `marks[r]` draws a vertical line at that step of row r (where a continuation starts)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot: the user's backend stays theirs
     from matplotlib.figure import Figure
 
     columns = max(len(row) for row in rows)

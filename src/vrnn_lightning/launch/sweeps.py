@@ -90,17 +90,19 @@ def hparams_experiment(rows: list[dict[str, Any]], keys: list[str], sweep_dir: P
 
 def plot(rows: list[dict[str, Any]], keys: list[str], path: Path) -> Path:
     """Best validation and test loss against the swept value (one numeric key), else against the job number."""
-    import matplotlib  # here, not at the top: every run loads this module, only a sweep's end draws
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # Here, not at the top: every run loads this module, only a sweep's end draws. No pyplot, so a notebook's
+    # own matplotlib backend is left as it was.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     x_key = keys[0] if len(keys) == 1 else "job"
     try:
         xs = [float(row[x_key]) for row in rows]
     except ValueError:
         x_key, xs = "job", [row["job"] for row in rows]
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
     for metric in ("best_val_loss", "test/loss"):
         points = sorted((x, row[metric]) for x, row in zip(xs, rows, strict=True) if isinstance(row.get(metric), float))
         if points:
@@ -111,7 +113,6 @@ def plot(rows: list[dict[str, Any]], keys: list[str], path: Path) -> Path:
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)
     return path
 
 
