@@ -3,7 +3,8 @@
     python benchmarks/throughput.py [--device cuda] [--batch-size N] [--seq-len T] [--repeats R]
 
 With --family, instead: the training step of SRNN, DMM and STORN at the same sizes beside the VRNN's (the step
-time of each and its ratio to the VRNN's, and FLOP/s against the fused GRU).
+time of each and its ratio to the VRNN's, and FLOP/s against the fused GRU), and the VRNN's step on FIVO's bound
+with K=4 particles against its ELBO step (and the share of it that resampling costs).
 
 Measures, in one run on one machine, with warm-up and the median of timed repeats (the three models take
 turns step by step, so that drifts in the machine's speed do not favour one of them):
@@ -37,6 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from vrnn_lightning.models import DMM, SRNN, STORN, Categorical
 from vrnn_lightning.models.base import full_mask
+from vrnn_lightning.models.objectives import fivo_bound
 from vrnn_lightning.models.reference import per_step_forward
 from vrnn_lightning.training.cuda_graphs import GraphedPasses
 
@@ -100,6 +102,10 @@ def build(kind: str, device: str, compile_mode: str | bool = False) -> tuple[nn.
     if kind in FAMILY:
         model = family_model(kind, cfg).to(device)
         return model, lambda x: (lambda out: (out.recon + out.kl).mean())(model(x))
+    if kind.startswith("fivo"):  # the VRNN trained on FIVO's bound, K=4; "fivo_never" never resamples
+        model = instantiate(cfg.model, likelihood={"x_dim": VOCAB}).to(device)
+        threshold = 0.0 if kind == "fivo_never" else 0.5
+        return model, lambda x: -fivo_bound(model, x, full_mask(x), 4, threshold).bound.mean() / x.shape[1]
     compile_mode = compile_mode if kind == "vrnn" else False
     model = instantiate(cfg.model, likelihood={"x_dim": VOCAB}, compile=compile_mode).to(device)
     if kind == "vrnn":
@@ -223,7 +229,7 @@ def isolated_peak_mb(*args) -> float:
 def family_figures(args: argparse.Namespace) -> None:
     """The family's training steps beside the VRNN's (taking turns, as above): each one's step time, its ratio
     to the VRNN's, and its FLOP/s against the fused GRU's."""
-    kinds = ["vrnn", *FAMILY, "gru"]
+    kinds = ["vrnn", *FAMILY, "fivo", "fivo_never", "gru"]
     seconds = time_interleaved(
         kinds, args.device, args.batch_size, args.seq_len, args.warmup, args.repeats, False, False
     )
@@ -242,6 +248,8 @@ def family_figures(args: argparse.Namespace) -> None:
             f"time_vs_vrnn {r['time_vs_vrnn']:.2f}  "
             f"flop_efficiency_vs_fused_gru {r['flop_efficiency_vs_fused_gru']:.2f}"
         )
+    print(f"fivo_step_vs_elbo_step: {results['fivo']['time_vs_vrnn']:.2f}  (the VRNN, K=4 particles, threshold 0.5)")
+    print(f"resampling_share_of_fivo_step: {1 - seconds['fivo_never'] / seconds['fivo']:.2f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -125,6 +125,17 @@ def test_resampling_moves_every_part_of_a_particle_s_state_and_stops_after_a_seq
     assert exact - 3 < filtered.bound[1] < exact + 1  # the padding added nothing
 
 
+def test_a_threshold_of_zero_never_resamples_and_is_the_iw_bound_of_its_particles():
+    torch.manual_seed(2)
+    model = FILTERING["vrnn"]()
+    x, mask = torch.randint(0, 6, (2, 6)), torch.ones(2, 6)
+    filtered = fivo_bound(model, x, mask, 5, threshold=0.0, generator=torch.Generator().manual_seed(4))
+    generator = torch.Generator().manual_seed(4)
+    noise = torch.cat([torch.randn(10, 1, 3, generator=generator) for _ in range(6)], 1)
+    assert filtered.resamplings.sum() == 0
+    assert torch.allclose(filtered.bound, iw_bound(model, x, mask, 5, noise), atol=1e-4)
+
+
 @pytest.mark.parametrize("scheme", ["multinomial", "systematic"])
 def test_ancestors_are_drawn_in_proportion_to_the_weights(scheme):
     weights = torch.tensor([[0.1, 0.2, 0.3, 0.4]]).log().expand(4000, 4)

@@ -84,13 +84,14 @@ def fivo_bound(
     recon = kl = torch.zeros(batch, dtype=model.dtype, device=x.device)
     rows = torch.arange(batch, device=x.device).unsqueeze(1) * k  # (B, 1): each sequence's first particle
     state = None
+    limit = math.log(threshold * k) if threshold > 0 else -math.inf  # 0: never resample (the IW bound then)
     for t in range(steps):
         noise = torch.randn(batch * k, 1, model.latent_dim, device=x.device, dtype=model.dtype, generator=generator)
         out = model(xs[:, t : t + 1], masks[:, t : t + 1], noise, state=state)
         log_weights = log_weights + out.log_weight().view(batch, k)  # zero where the step is padding
         recon = recon + out.recon.view(batch, k).mean(1)
         kl = kl + out.kl.view(batch, k).mean(1)
-        ess_low = log_ess(log_weights) < math.log(threshold * k)
+        ess_low = log_ess(log_weights) < limit
         chosen = ess_low & mask[:, t].bool() & (t < steps - 1)  # the last step's weights close the estimate below
         state = out.state
         if chosen.any():
