@@ -161,3 +161,33 @@ def test_graphed_and_eager_runs_of_one_seed_end_alike(tmp_path):
     assert any(k.startswith("test/") for k in compared) and any(k.startswith("val/") for k in compared)
     for key in compared:  # 200 steps of float32 on the GPU: the same run, up to reduction order
         assert abs(metrics["auto"][key] - metrics["false"][key]) < 0.01, key
+
+
+@pytest.mark.slow
+@run_if(min_cuda_gpus=1)
+@pytest.mark.parametrize("name", ["srnn", "dmm", "storn"])
+def test_the_family_s_graphed_steps_equal_their_eager_steps(name):
+    """SRNN, DMM and STORN through the same wrapper and the real capture: loss and gradients to 1e-5."""
+    from vrnn_lightning.models import DMM, SRNN, STORN
+    from vrnn_lightning.training.cuda_graphs import GraphedPasses
+
+    torch.manual_seed(0)
+    model_class = {"srnn": SRNN, "dmm": DMM, "storn": STORN}[name]
+    model = model_class(Categorical(9), h_dim=12, z_dim=3, x_feat_dim=7, hidden_dim=10).cuda()
+    graphed = GraphedPasses(model, bucket=8)
+    x = torch.randint(0, 9, (4, 11), device="cuda")
+    mask = (torch.arange(11, device="cuda") < torch.tensor([11, 9, 5, 2], device="cuda")[:, None]).float()
+    noise = torch.randn(4, 11, 3, device="cuda")
+    results = []
+    for forward in (lambda: model(x, mask, noise), lambda: graphed(x, mask, noise), lambda: graphed(x, mask, noise)):
+        model.zero_grad()
+        out = forward()
+        loss = (out.recon.sum() + out.kl.sum()) / mask.sum()
+        loss.backward()
+        results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (eager_loss, eager_grads), *replays = results
+    for loss, grads in replays:
+        assert loss == pytest.approx(eager_loss, abs=1e-5)
+        for key, grad in eager_grads.items():
+            assert torch.allclose(grads[key], grad, atol=1e-5, rtol=0), key
+    assert (graphed.captures, graphed.eager_batches, graphed.off) == (1, 0, None)
