@@ -98,6 +98,7 @@ def test_generation_from_the_prior_and_after_a_prime(name):
     assert greedy.shape == (2, 6) and greedy.min() >= 0 and greedy.max() < 7
 
 
+@pytest.mark.slow  # 300 updates each
 @pytest.mark.parametrize("name", ["srnn", "dmm", "storn"])
 def test_training_learns_a_repeating_pattern(name):
     """With the KL annealed over the first 150 updates, as the DMM's paper does (without it the DMM settles on
