@@ -146,7 +146,7 @@ def test_a_layer_the_fused_loop_does_not_handle_is_refused_at_construction(where
 
     import vrnn_lightning.models.vrnn as vrnn_module
 
-    calls = {"encoder.trunk": 3, "phi_z": 1}[where]  # the order VRNN builds its MLPs in: phi_x, phi_z, prior, encoder
+    calls = {"encoder.trunk": 2, "phi_z": 1}[where]  # the order vrnn.py builds MLPs in: phi_x, phi_z, encoder
     built = iter(range(10))
     monkeypatch.setattr(vrnn_module, "mlp", lambda *a: mlp_with_norm(*a) if next(built) == calls else mlp(*a))
     with pytest.raises(

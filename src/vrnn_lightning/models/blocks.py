@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vrnn_lightning.models.base import mlp
+from vrnn_lightning.models.base import dropout_or_identity, mlp
 from vrnn_lightning.models.distributions import DiagonalGaussian
 
 Flat = tuple[Tensor, ...]  # a carried state: tensors with the batch first, so rows can be selected and detached
@@ -65,6 +65,34 @@ class BackwardRNN(nn.Module):
         """x (B, T, in), mask (B, T) -> b (B, T, H)."""
         backward, _ = self.rnn(reverse_within_lengths(x, mask))
         return reverse_within_lengths(backward, mask)
+
+
+class GaussianMLP(nn.Module):
+    """N(mean, diag(std^2)) of an input, both from an MLP: `trunk` (Linear+ReLU layers), then `out` to the mean
+    and the raw std; std = softplus + min_std. The named distributions of the models subclass it."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, z_dim: int, layers: int, min_std: float) -> None:
+        super().__init__()
+        self.trunk = mlp(in_dim, hidden_dim, layers)
+        self.out = nn.Linear(hidden_dim, 2 * z_dim)
+        self.min_std = min_std
+
+    def forward(self, inputs: Tensor) -> DiagonalGaussian:
+        return DiagonalGaussian.from_params(self.out(self.trunk(inputs)), self.min_std)
+
+
+class Emission(nn.Module):
+    """A likelihood head's parameters from an MLP of its inputs, concatenated and dropped out at `dropout` in
+    training (the models' p(x_t | ...) modules subclass it, naming what they read)."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, param_dim: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = dropout_or_identity(dropout)
+        self.net = nn.Sequential(mlp(in_dim, hidden_dim, layers), nn.Linear(hidden_dim, param_dim))
+
+    def forward(self, *inputs: Tensor | None) -> Tensor:
+        given = [t for t in inputs if t is not None]
+        return self.net(self.dropout(given[0] if len(given) == 1 else torch.cat(given, -1)))
 
 
 class ChainGaussian(nn.Module):

@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vrnn_lightning.models import blocks
 from vrnn_lightning.models.base import (
     SequenceModel,
     SequenceOutput,
     check_common,
-    dropout_or_identity,
     full_mask,
     masked,
     mlp,
@@ -75,16 +75,8 @@ class Combiner(nn.Module):
         return DiagonalGaussian.from_params(self.out(combined), self.min_std)
 
 
-class Emission(nn.Module):
+class Emission(blocks.Emission):
     """p(x_t | z_t [, x_{t-1}]): the likelihood's parameters from an MLP, its input dropped out at `dropout`."""
-
-    def __init__(self, in_dim: int, hidden_dim: int, param_dim: int, layers: int, dropout: float) -> None:
-        super().__init__()
-        self.dropout = dropout_or_identity(dropout)
-        self.net = nn.Sequential(mlp(in_dim, hidden_dim, layers), nn.Linear(hidden_dim, param_dim))
-
-    def forward(self, z: Tensor, x_feat_prev: Tensor | None = None) -> Tensor:
-        return self.net(self.dropout(z if x_feat_prev is None else torch.cat([z, x_feat_prev], -1)))
 
 
 class DMM(SequenceModel):

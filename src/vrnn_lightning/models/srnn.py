@@ -19,13 +19,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
+from vrnn_lightning.models import blocks
 from vrnn_lightning.models.base import (
     SequenceModel,
     SequenceOutput,
     check_common,
-    dropout_or_identity,
     full_mask,
     masked,
     mlp,
@@ -47,17 +47,9 @@ from vrnn_lightning.models.likelihoods import Likelihood
 SIZES = ("h_dim", "z_dim", "x_feat_dim", "hidden_dim", "mlp_layers")
 
 
-class Emission(nn.Module):
+class Emission(blocks.Emission):
     """p(x_t | z_t, d_t): the likelihood's parameters from an MLP of [z_t, d_t], its input dropped out at
     `dropout` in training."""
-
-    def __init__(self, z_dim: int, h_dim: int, hidden_dim: int, param_dim: int, layers: int, dropout: float) -> None:
-        super().__init__()
-        self.dropout = dropout_or_identity(dropout)
-        self.net = nn.Sequential(mlp(z_dim + h_dim, hidden_dim, layers), nn.Linear(hidden_dim, param_dim))
-
-    def forward(self, z: Tensor, d: Tensor) -> Tensor:
-        return self.net(self.dropout(torch.cat([z, d], -1)))
 
 
 class SRNN(SequenceModel):
@@ -91,7 +83,7 @@ class SRNN(SequenceModel):
         self.future = BackwardRNN(h_dim + x_feat_dim, h_dim, rnn) if posterior == "smoothing" else None
         summary_dim = h_dim if self.future is not None else h_dim + x_feat_dim
         self.posterior = ChainGaussian(z_dim, summary_dim, hidden_dim, z_dim, mlp_layers, min_std)
-        self.emission = Emission(z_dim, h_dim, hidden_dim, likelihood.param_dim, mlp_layers, dropout)
+        self.emission = Emission(z_dim + h_dim, hidden_dim, likelihood.param_dim, mlp_layers, dropout)
 
     @classmethod
     def particle_filter_problem(cls, settings: dict[str, Any]) -> str | None:

@@ -14,47 +14,29 @@ only (q reads x_{1:t}, as the paper's).
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from vrnn_lightning.models.base import (
     SequenceModel,
     SequenceOutput,
     check_common,
-    dropout_or_identity,
     full_mask,
     masked,
     mlp,
     with_dropout,
 )
-from vrnn_lightning.models.blocks import Flat, Recurrent, shifted, standard_normal
-from vrnn_lightning.models.distributions import DiagonalGaussian
+from vrnn_lightning.models.blocks import Emission, Flat, GaussianMLP, Recurrent, shifted, standard_normal
 from vrnn_lightning.models.likelihoods import Likelihood
 
 SIZES = ("h_dim", "z_dim", "x_feat_dim", "z_feat_dim", "hidden_dim", "mlp_layers")
 
 
-class Posterior(nn.Module):
+class Posterior(GaussianMLP):
     """q(z_t | x_{1:t}) = N(mean, diag(std^2)) from an MLP of the recognition state e_t."""
 
-    def __init__(self, h_dim: int, hidden_dim: int, z_dim: int, layers: int, min_std: float) -> None:
-        super().__init__()
-        self.net = nn.Sequential(mlp(h_dim, hidden_dim, layers), nn.Linear(hidden_dim, 2 * z_dim))
-        self.min_std = min_std
 
-    def forward(self, e: Tensor) -> DiagonalGaussian:
-        return DiagonalGaussian.from_params(self.net(e), self.min_std)
-
-
-class Decoder(nn.Module):
+class Decoder(Emission):
     """p(x_t | h_t): the likelihood's parameters from an MLP of h_t, its input dropped out at `dropout`."""
-
-    def __init__(self, h_dim: int, hidden_dim: int, param_dim: int, layers: int, dropout: float) -> None:
-        super().__init__()
-        self.dropout = dropout_or_identity(dropout)
-        self.net = nn.Sequential(mlp(h_dim, hidden_dim, layers), nn.Linear(hidden_dim, param_dim))
-
-    def forward(self, h: Tensor) -> Tensor:
-        return self.net(self.dropout(h))
 
 
 class STORN(SequenceModel):

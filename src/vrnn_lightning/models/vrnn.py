@@ -30,7 +30,7 @@ from vrnn_lightning.models.base import (
     smoothing_problem,
     with_dropout,
 )
-from vrnn_lightning.models.blocks import BackwardRNN
+from vrnn_lightning.models.blocks import BackwardRNN, GaussianMLP
 from vrnn_lightning.models.distributions import DiagonalGaussian
 from vrnn_lightning.models.likelihoods import Likelihood
 from vrnn_lightning.models.time_parallel import COMPILE_MODES, State, check_fusable, time_parallel_forward
@@ -38,17 +38,8 @@ from vrnn_lightning.models.time_parallel import COMPILE_MODES, State, check_fusa
 SIZES = ("h_dim", "z_dim", "x_feat_dim", "z_feat_dim", "hidden_dim", "mlp_layers")
 
 
-class Prior(nn.Module):
+class Prior(GaussianMLP):
     """p(z_t | h_{t-1}) = N(mean, diag(std^2)), both from an MLP of h_{t-1}; std = softplus + min_std."""
-
-    def __init__(self, h_dim: int, hidden_dim: int, z_dim: int, layers: int, min_std: float) -> None:
-        super().__init__()
-        self.trunk = mlp(h_dim, hidden_dim, layers)
-        self.out = nn.Linear(hidden_dim, 2 * z_dim)
-        self.min_std = min_std
-
-    def forward(self, h: Tensor) -> DiagonalGaussian:
-        return DiagonalGaussian.from_params(self.out(self.trunk(h)), self.min_std)
 
 
 class Encoder(nn.Module):
