@@ -93,3 +93,13 @@ def test_run_names_and_the_missing_extra_are_said_in_one_line(monkeypatch):
     cfg = OmegaConf.create({"logger": {"wandb": {"_target_": "lightning.pytorch.loggers.WandbLogger"}}})
     with pytest.raises(ConfigError, match=r"logger=wandb needs W&B \(wandb\), which is not installed; pip install"):
         check_trackers(cfg)
+
+
+def test_a_tracker_that_fails_mid_run_loses_nothing_else(tmp_path):
+    run = tmp_path / "run"
+    broken = ["+logger.broken._target_=tests.helpers.broken_logger.BrokenLogger", f"+logger.broken.save_dir={run}"]
+    result = run_main("train", *TINY, *broken, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (run / "checkpoints" / "last.ckpt").is_file() and list((run / "tensorboard").glob("events.out.*"))
+    said = (run / "train.log").read_text()
+    assert said.count("logger BrokenLogger failed (ConnectionError: the tracking server went away)") == 1

@@ -30,7 +30,7 @@ from vrnn_lightning.launch.ranks import (
     relaunch_ddp_ranks_as_this_job,
     requeued_job_checkpoint,
 )
-from vrnn_lightning.launch.trackers import register_resolvers
+from vrnn_lightning.launch.trackers import guarded, register_resolvers
 from vrnn_lightning.training.callbacks import RunInterrupted
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model = instantiate(cfg.model, likelihood={"x_dim": datamodule.x_dim})
     module = instantiate(cfg.module, model=model, data_metadata=datamodule.metadata, _convert_="all")
     # `callbacks.progress_bar=null` (or `logger=null`) switches one off.
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    # A tracker that fails mid-run is left out with a warning (launch/trackers.py); TensorBoard is not guarded
+    loggers = [guarded(instantiate(c)) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     # Without a progress-bar callback (callbacks.progress_bar=null) there is none: Lightning would add its own.
     progress = any(isinstance(c, ProgressBar) for c in callbacks)

@@ -13,6 +13,8 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from vrnn_lightning.launch.trackers import kind
+
 GROUPS = ("model", "data", "module")
 TRAINER_KEYS = ("max_steps", "precision", "gradient_clip_val", "accumulate_grad_batches")
 NOT_SETTINGS = ("mirrors", "checksums", "_partial_")  # how files are fetched, not what is trained
@@ -59,7 +61,7 @@ def announce_settings(loggers: list[Any], cfg: DictConfig) -> None:
     """The run's settings, as it starts, to the trackers that show them while it runs (CSV's hparams.yaml,
     MLflow's params, W&B's config); TensorBoard takes them with the final figures (`record_hparams`)."""
     for logger in loggers:
-        if type(logger).__name__ != "TensorBoardLogger":
+        if kind(logger) != "TensorBoardLogger":
             logger.log_hyperparams(run_settings(cfg))
 
 
@@ -70,10 +72,10 @@ def record_hparams(loggers: list[Any], cfg: DictConfig, metrics: dict[str, float
     for logger in loggers:
         if not figures:
             continue
-        if type(logger).__name__ == "TensorBoardLogger":
+        if kind(logger) == "TensorBoardLogger":
             logger.log_hyperparams(run_settings(cfg), figures)
         else:
             logger.log_metrics(figures)
         logger.finalize("success")  # testing closed the writers: flush what this added
-        if type(logger).__name__ == "WandbLogger":
+        if kind(logger) == "WandbLogger" and not getattr(logger, "failed", False):
             logger.experiment.finish()

@@ -8,12 +8,17 @@ the logger configs interpolate (`${vrnn.run_name:...}`, `${vrnn.experiment:...}`
 """
 
 import importlib.util
+import logging
 import os
 from pathlib import Path
+from typing import Any
 
+from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from vrnn_lightning.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 NEEDS = {  # a logger's class -> the library it needs, from the `trackers` extra
     "lightning.pytorch.loggers.MLFlowLogger": ("mlflow", "MLflow"),
@@ -72,3 +77,72 @@ def check_local_store(uri: str) -> None:
             f"logger.mlflow.tracking_uri={uri}: {existing} is {where}, so MLflow cannot keep its runs there; "
             "point logger.mlflow.tracking_uri at a writable place (sqlite:///<file>.db) or a tracking server"
         )
+
+
+class Guarded(Logger):
+    """A tracker whose failure mid-run (its server gone, its disk full) is one warning, after which it is left
+    out: the run, its checkpoints and its TensorBoard logs go on. TensorBoard itself is not guarded (a run that
+    cannot write its own folder should stop). `inner` is the tracker."""
+
+    def __init__(self, inner: Logger) -> None:
+        super().__init__()
+        self.inner = inner
+        self.failed = False
+
+    @property
+    def name(self) -> str | None:
+        return self.inner.name
+
+    @property
+    def version(self) -> int | str | None:
+        return self.inner.version
+
+    @property
+    def save_dir(self) -> str | None:
+        return self.inner.save_dir
+
+    @property
+    def experiment(self) -> Any:
+        return self.inner.experiment
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> None:
+        if self.failed:
+            return
+        try:
+            getattr(self.inner, method)(*args, **kwargs)
+        except Exception as err:
+            self.failed = True
+            log.warning(
+                "logger %s failed (%s: %s); the run goes on without it, its checkpoints and TensorBoard logs intact",
+                type(self.inner).__name__,
+                type(err).__name__,
+                (str(err).strip().splitlines() or [""])[0],
+            )
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.call("log_metrics", metrics, step)
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        self.call("log_hyperparams", params, *args, **kwargs)
+
+    def log_graph(self, model: Any, input_array: Any = None) -> None:
+        self.call("log_graph", model, input_array)
+
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        self.call("after_save_checkpoint", checkpoint_callback)
+
+    def save(self) -> None:
+        self.call("save")
+
+    def finalize(self, status: str) -> None:
+        self.call("finalize", status)
+
+
+def guarded(logger: Logger) -> Logger:
+    """Every tracker but TensorBoard wrapped in `Guarded`."""
+    return logger if kind(logger) == "TensorBoardLogger" else Guarded(logger)
+
+
+def kind(logger: Logger) -> str:
+    """The class name of a logger, seen through `Guarded`."""
+    return type(getattr(logger, "inner", logger)).__name__
