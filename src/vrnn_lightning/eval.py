@@ -11,7 +11,6 @@ eval.stateful=true (text), also the bounds with the recurrent state carried alon
 """
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_err
 from vrnn_lightning.launch.config_checks import check_against_checkpoint, check_config
 from vrnn_lightning.models import SequenceModel
 from vrnn_lightning.models.base import select_state
-from vrnn_lightning.models.objectives import fivo_bound, iw_bound
+from vrnn_lightning.models.objectives import fivo_bound, iw_bound, mean_weight
 from vrnn_lightning.training.checkpoints import datamodule_from_checkpoint, load_module, read_checkpoint
 from vrnn_lightning.training.metrics import LatentUsage
 
@@ -167,7 +166,7 @@ def carried_state_metrics(
             k = iw_samples
             repeated = model(x.repeat_interleave(k, 0), mask.repeat_interleave(k, 0), state=particles)
             weights = repeated.log_weight().view(len(x), k).double()  # (streams, K)
-            iw -= (torch.logsumexp(weights, 1) - math.log(k)).sum().item()
+            iw -= mean_weight(weights).sum().item()
             chosen = torch.multinomial(torch.softmax(weights, 1).float(), k, replacement=True)  # (streams, K)
             rows = (chosen + k * torch.arange(len(x), device=device).unsqueeze(1)).flatten()
             particles = select_state(repeated.state, rows)

@@ -157,8 +157,8 @@ def check_common(settings: dict[str, Any], sizes: tuple[str, ...], posteriors: t
     min_std = settings.get("min_std", 1.0)
     if isinstance(min_std, bool) or not isinstance(min_std, int | float) or not min_std > 0:
         raise ValueError(f"model.min_std must be > 0 so no std reaches zero, got {min_std!r}")
-    if "rnn" in settings and settings["rnn"] not in ("gru", "lstm"):
-        raise ValueError(f"model.rnn must be 'gru' or 'lstm', got {settings['rnn']!r}")
+    if "rnn" in settings:
+        check_rnn(settings["rnn"])
     if posteriors and "posterior" in settings and settings["posterior"] not in posteriors:
         raise ValueError(
             f"model.posterior must be {' or '.join(repr(p) for p in posteriors)}, got {settings['posterior']!r}"
@@ -170,6 +170,11 @@ def smoothing_problem(settings: dict[str, Any], default: str) -> str | None:
     if settings.get("posterior", default) == "smoothing":
         return "its posterior reads the steps after t (model.posterior=smoothing); use model.posterior=filtering"
     return None
+
+
+def check_rnn(rnn: str) -> None:
+    if rnn not in ("gru", "lstm"):
+        raise ValueError(f"model.rnn must be 'gru' or 'lstm', got {rnn!r}")
 
 
 def check_dropout(rate: float) -> None:

@@ -8,20 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vrnn_lightning.models.base import dropout_or_identity, mlp
+from vrnn_lightning.models.base import check_rnn, dropout_or_identity, mlp
 from vrnn_lightning.models.distributions import DiagonalGaussian
 
 Flat = tuple[Tensor, ...]  # a carried state: tensors with the batch first, so rows can be selected and detached
-
-
-def check_rnn(rnn: str) -> None:
-    if rnn not in ("gru", "lstm"):
-        raise ValueError(f"model.rnn must be 'gru' or 'lstm', got {rnn!r}")
-
-
-def check_choice(name: str, value: object, choices: tuple) -> None:
-    if value not in choices:
-        raise ValueError(f"model.{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
 
 
 def reverse_within_lengths(x: Tensor, mask: Tensor) -> Tensor:

@@ -37,8 +37,7 @@ def iw_bound(model: SequenceModel, x: Tensor, mask: Tensor, samples: int, noise:
     """The IW bound of `samples` trajectories per sequence of x (B, T, ...), (B,); `noise` (B * K, T, Z), drawn
     by the caller where it must be (the CUDA-graph path), else by the model."""
     out = model(x.repeat_interleave(samples, 0), mask.repeat_interleave(samples, 0), noise)
-    weights = out.log_weight().view(len(x), samples)  # (B, K)
-    return torch.logsumexp(weights, 1) - math.log(samples)
+    return mean_weight(out.log_weight().view(len(x), samples))  # (B, K) -> (B,)
 
 
 def resample(weights: Tensor, scheme: str, generator: torch.Generator | None = None) -> Tensor:

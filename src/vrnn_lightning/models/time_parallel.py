@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vrnn_lightning.models.base import SequenceOutput, full_mask, masked
+from vrnn_lightning.models.blocks import time_major
 from vrnn_lightning.models.distributions import DiagonalGaussian
 
 if TYPE_CHECKING:
@@ -61,9 +62,8 @@ class PerStep(NamedTuple):
 
     @classmethod
     def time_major(cls, x: Tensor) -> "PerStep":
-        """(B, T, ...) -> T contiguous (B, ...) slices: unbinding, not indexing, in the loop, since an indexed
-        slice's backward costs a full-size zero gradient per step."""
-        return cls(x.transpose(0, 1).contiguous().unbind(0))
+        """(B, T, ...) -> T contiguous (B, ...) slices (`blocks.time_major`)."""
+        return cls(time_major(x))
 
 
 def gru_update(gates_x: Tensor, gates_h: Tensor, h: Tensor) -> Tensor:

@@ -24,6 +24,7 @@ from vrnn_lightning.models.base import (
     SequenceModel,
     SequenceOutput,
     check_common,
+    check_rnn,
     dropout_or_identity,
     full_mask,
     mlp,
@@ -101,8 +102,7 @@ class Recurrence(nn.Module):
 
     def __init__(self, x_feat_dim: int, z_feat_dim: int, h_dim: int, rnn: str) -> None:
         super().__init__()
-        if rnn not in ("gru", "lstm"):
-            raise ValueError(f"model.rnn must be 'gru' or 'lstm', got {rnn!r}")
+        check_rnn(rnn)
         self.cell = (nn.GRUCell if rnn == "gru" else nn.LSTMCell)(x_feat_dim + z_feat_dim, h_dim)
         self.h_dim = h_dim
 

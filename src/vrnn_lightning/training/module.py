@@ -13,7 +13,6 @@ latent usage and the random state are callbacks (`training/callbacks/`), which r
 """
 
 import logging
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +24,7 @@ from vrnn_lightning.data.base import Batch, figure_value
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.models import SequenceModel, SequenceOutput
 from vrnn_lightning.models.base import detach_state
-from vrnn_lightning.models.objectives import RESAMPLING, Filtered, fivo_bound
+from vrnn_lightning.models.objectives import RESAMPLING, Filtered, fivo_bound, mean_weight
 from vrnn_lightning.training.cuda_graphs import GraphedPasses
 from vrnn_lightning.training.schedules import kl_weight, warmup_cosine
 
@@ -163,7 +162,7 @@ class SequenceModule(L.LightningModule):
         k = self.hparams.train_samples
         out = self.run_model(batch.x.repeat_interleave(k, 0), batch.mask.repeat_interleave(k, 0))
         weights = out.log_weight().view(-1, k)  # (B, K)
-        bound = torch.logsumexp(weights, 1) - math.log(k)  # (B,) log p(x) >= this, in expectation
+        bound = mean_weight(weights)  # (B,) log p(x) >= this, in expectation
         return -bound.sum() / batch.mask.sum(), out
 
     def fivo_loss(self, batch: Batch) -> tuple[Tensor, Filtered]:
