@@ -378,10 +378,6 @@ EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
         lambda f, c: ["train", "model=dmm", "+model.z_feat_dim=8"],
         ["model.z_feat_dim is not a setting of DMM", "its settings are"],
     ),
-    "FIVO with a posterior that reads the future": (
-        lambda f, c: ["train", *TINY_MODEL[:3], "model=srnn", "module.objective=fivo", "module.train_samples=4"],
-        ["module.objective=fivo cannot run SRNN: its posterior reads the steps after t", "model.posterior=filtering"],
-    ),
     "FIVO without latent variables": (
         lambda f, c: ["train", "model=rnn", "module.objective=fivo"],
         ["module.objective=fivo cannot run RNN: it has no latent variables"],
@@ -412,14 +408,6 @@ EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
     ),
 }
 CASES.update(EARLY_CASES)
-CASES["the FIVO bound of a smoothing checkpoint"] = (
-    crafted(
-        lambda checkpoint, folder: checkpoint["model_config"].update(posterior="smoothing"),
-        "eval",
-        "eval.fivo_samples=4",
-    ),
-    ["eval.fivo_samples runs a particle filter", "model.posterior=filtering"],
-)
 CASES["a checkpoint whose weights do not fit its model"] = (
     crafted(lambda checkpoint, folder: checkpoint["model_config"].update(h_dim=24)),
     ["do not fit the model built from its settings", "is (16, 16) in the checkpoint and (16, 24) in the model"],

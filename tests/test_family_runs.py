@@ -125,10 +125,10 @@ def test_a_sweep_across_the_family_ends_in_one_summary(tmp_path):
     assert len(summary) == 6 and all(name in "\n".join(summary) for name in ("srnn", "dmm", "storn"))
 
 
-def test_fivo_trains_a_filtering_model_and_eval_scores_every_bound(tmp_path):
+def test_fivo_trains_a_smoothing_model_and_eval_scores_every_bound(tmp_path):
     run = tmp_path / "run"
     fivo = ["module.objective=fivo", "module.train_samples=3", "module.resampling=systematic"]
-    overrides = tiny("srnn", [*TINY, *fivo, "model.posterior=filtering", f"hydra.run.dir={run}"])
+    overrides = tiny("srnn", [*TINY, *fivo, "model.posterior=smoothing", f"hydra.run.dir={run}"])
     trained = run_main("train", *overrides, cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
     evaluated = run_main(

@@ -208,12 +208,11 @@ def check_model(cfg: DictConfig) -> None:
         check_own_settings(model, SequenceModel, "model", given=("likelihood",))
         check_own_settings(model.get("likelihood"), Likelihood, "model.likelihood", given=("x_dim",))
     model_class = contract_target(model, SequenceModel)
-    if OmegaConf.select(cfg, "module.objective") == "fivo" and model_class is not None:
-        problem = model_class.particle_filter_problem(settings_of(model))
-        if problem is None and getattr(model_class, "latent_dim", None) == 0:
-            problem = "it has no latent variables (module.objective=elbo is its exact likelihood)"
-        if problem is not None:
-            raise ConfigError(f"module.objective=fivo cannot run {model_class.__name__}: {problem}")
+    if OmegaConf.select(cfg, "module.objective") == "fivo" and getattr(model_class, "latent_dim", None) == 0:
+        raise ConfigError(
+            f"module.objective=fivo cannot run {model_class.__name__}: it has no latent variables "
+            "(module.objective=elbo is its exact likelihood)"
+        )
 
 
 def check_own_settings(node: Any, base: type, prefix: str, given: tuple[str, ...]) -> None:
@@ -269,7 +268,7 @@ def check_data_and_head(cfg: DictConfig) -> None:
 def check_against_checkpoint(cfg: DictConfig, main: str, checkpoint: dict[str, Any]) -> None:
     """The options of eval and sample that depend on the checkpoint's data: the split, carried state, a prompt,
     and `data.*` settings its data module has."""
-    from vrnn_lightning.training.checkpoints import check_data_overrides, contract_class, datamodule_class
+    from vrnn_lightning.training.checkpoints import check_data_overrides, datamodule_class
 
     data_class = datamodule_class(checkpoint)
     name = data_class.__name__
@@ -284,15 +283,6 @@ def check_against_checkpoint(cfg: DictConfig, main: str, checkpoint: dict[str, A
             raise ConfigError(
                 f"eval.stateful=true carries the state along one long sequence, which this checkpoint's data "
                 f"({name}) is not; drop it (it applies to text, data=shakespeare)"
-            )
-    if main == "eval" and OmegaConf.select(cfg, "eval.fivo_samples"):
-        from vrnn_lightning.models.base import SequenceModel
-
-        model_class = contract_class("model_config._target_", checkpoint["model_config"]["_target_"], (SequenceModel,))
-        problem = model_class.particle_filter_problem(checkpoint["model_config"])
-        if problem is not None:
-            raise ConfigError(
-                f"eval.fivo_samples runs a particle filter, which this checkpoint's model cannot: {problem}"
             )
     if main == "sample" and cfg.get("prompt") and not data_class.takes_prompt:
         raise ConfigError(f"prompt= continues a text, and this checkpoint's data ({name}) is not text; drop prompt=")

@@ -101,16 +101,13 @@ class SequenceModel(nn.Module, ABC):
         composed config's `model` node, without its likelihood) that this model cannot take. Called before any
         run folder is made, and by the constructor: the model owns its settings' checks."""
 
-    @classmethod
-    def particle_filter_problem(cls, settings: dict[str, Any]) -> str | None:
-        """Why a model of these settings cannot run one step at a time as a particle filter's proposal (FIVO),
-        or None where it can: its posterior must read no step after t, and its state must carry all it needs."""
+    def summarise_future(self, x: Tensor, mask: Tensor) -> Tensor | None:
+        """What the posterior reads of x_{t:T} at every step t, (B, T, C), over the whole of x (B, T, ...) from
+        the start of the sequence; None where the posterior reads only the past. A model that returns a tensor
+        takes its slice as `forward(..., future=)` and then runs no backward pass of its own: a particle filter
+        (FIVO), which steps the model one step at a time through its carried state, computes it once per
+        sequence and hands each step its slice; it reads no z, so it is the same for every particle."""
         return None
-
-    @property
-    def filters(self) -> bool:
-        """Whether this model can propose a particle filter's steps (see `particle_filter_problem`)."""
-        return self.particle_filter_problem(self.config) is None
 
     @property
     def device(self) -> torch.device:
@@ -163,13 +160,6 @@ def check_common(settings: dict[str, Any], sizes: tuple[str, ...], posteriors: t
         raise ValueError(
             f"model.posterior must be {' or '.join(repr(p) for p in posteriors)}, got {settings['posterior']!r}"
         )
-
-
-def smoothing_problem(settings: dict[str, Any], default: str) -> str | None:
-    """The particle filter's problem with a smoothing posterior (it reads x_{t:T}, which a filter has not seen)."""
-    if settings.get("posterior", default) == "smoothing":
-        return "its posterior reads the steps after t (model.posterior=smoothing); use model.posterior=filtering"
-    return None
 
 
 def check_rnn(rnn: str) -> None:

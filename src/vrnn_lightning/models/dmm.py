@@ -29,7 +29,6 @@ from vrnn_lightning.models.base import (
     full_mask,
     masked,
     mlp,
-    smoothing_problem,
     with_dropout,
 )
 from vrnn_lightning.models.blocks import BackwardRNN, Flat, Recurrent, shifted, stack_gaussians, time_major
@@ -113,26 +112,36 @@ class DMM(SequenceModel):
         self.combiner = Combiner(z_dim, h_dim, min_std)
 
     @classmethod
-    def particle_filter_problem(cls, settings: dict[str, Any]) -> str | None:
-        return smoothing_problem(settings, "smoothing")
-
-    @classmethod
     def check_settings(cls, settings: dict[str, Any]) -> None:
         check_common(settings, SIZES, posteriors=("smoothing", "filtering"))
         if not isinstance(settings.get("augmented", False), bool):
             raise ValueError(f"model.augmented must be true or false, got {settings['augmented']!r}")
 
+    def summarise_future(self, x: Tensor, mask: Tensor) -> Tensor | None:
+        """r_t, the backward RNN's state over phi_x(x)_{t:T}, for every step of x (B, T, ...) where the posterior
+        is smoothing (else None)."""
+        if not isinstance(self.inference, BackwardRNN):
+            return None
+        return self.inference(self.phi_x(self.likelihood.features(x, self.dtype)), mask)  # (B, T, H)
+
     def forward(
-        self, x: Tensor, mask: Tensor | None = None, noise: Tensor | None = None, state: Flat | None = None
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        noise: Tensor | None = None,
+        state: Flat | None = None,
+        future: Tensor | None = None,
     ) -> SequenceOutput:
-        """Teacher-forced pass over x (B, T, ...); `noise` (B, T, Z) fixes the posterior's draws."""
+        """Teacher-forced pass over x (B, T, ...); `noise` (B, T, Z) fixes the posterior's draws; `future`
+        (B, T, H), r_t from `summarise_future` over a longer sequence, replaces the backward pass over x."""
         mask = full_mask(x) if mask is None else mask
         x_feats = self.phi_x(self.likelihood.features(x, self.dtype))  # (B, T, Fx)
         batch, steps, _ = x_feats.shape
         z = x_feats.new_zeros(batch, self.latent_dim) if state is None else state[0]
         z_first = z
         if isinstance(self.inference, BackwardRNN):
-            r, rnn_last = self.inference(x_feats, mask), ()  # (B, T, H)
+            r = self.inference(x_feats, mask) if future is None else future  # (B, T, H)
+            rnn_last = ()
         else:
             r, rnn_last = self.inference(x_feats, None if state is None else tuple(state[2:]))
         if noise is None:

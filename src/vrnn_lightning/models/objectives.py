@@ -9,7 +9,9 @@ by the LightningModule and by eval alike. Each returns one bound per sequence (B
            et al. the same year). K = 1 is the ELBO's one-sample estimate; as K grows it tightens towards log p(x)
            faster than IWAE on long sequences, whose whole-trajectory weights degenerate.
 FIVO steps the model one step at a time through its carried state (`model(x_t, mask_t, noise_t, state)`), the
-K particles a batch dimension; it needs a posterior that reads no future step (`SequenceModel.filters`).
+K particles a batch dimension. A smoothing posterior's proposal reads x_{t:T} too: its summary of the future is
+computed once over each whole sequence (`SequenceModel.summarise_future`) and handed to each step, which keeps
+the bound a bound (a proposal may read any of x; the weights still multiply to an unbiased estimate of p(x)).
 """
 
 import math
@@ -84,9 +86,12 @@ def fivo_bound(
     rows = torch.arange(batch, device=x.device).unsqueeze(1) * k  # (B, 1): each sequence's first particle
     state = None
     limit = math.log(threshold * k) if threshold > 0 else -math.inf  # 0: never resample (the IW bound then)
+    future = model.summarise_future(x, mask)  # (B, T, C) or None: reads no z, so one per sequence
+    future = None if future is None else future.repeat_interleave(k, 0)  # (B * K, T, C)
     for t in range(steps):
         noise = torch.randn(batch * k, 1, model.latent_dim, device=x.device, dtype=model.dtype, generator=generator)
-        out = model(xs[:, t : t + 1], masks[:, t : t + 1], noise, state=state)
+        given = {} if future is None else {"future": future[:, t : t + 1]}
+        out = model(xs[:, t : t + 1], masks[:, t : t + 1], noise, state=state, **given)
         log_weights = log_weights + out.log_weight().view(batch, k)  # zero where the step is padding
         recon = recon + out.recon.view(batch, k).mean(1)
         kl = kl + out.kl.view(batch, k).mean(1)

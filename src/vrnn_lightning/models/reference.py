@@ -16,7 +16,7 @@ def per_step_forward(model: VRNN, x: Tensor, noise: Tensor, mask: Tensor | None 
     """Same result as `model(x, mask, noise)`, computed one step at a time."""
     mask = full_mask(x) if mask is None else mask
     state = model.initial_state(x.shape[0])
-    futures = model.prime_futures(x, mask)  # b_t of a smoothing posterior, else None
+    futures = model.summarise_future(x, mask)  # b_t of a smoothing posterior, else None
     steps, recon, kl = [], [], []
     for t in range(x.shape[1]):
         step = model.step(state, x[:, t], noise[:, t], future=None if futures is None else futures[:, t])

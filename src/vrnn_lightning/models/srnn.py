@@ -29,7 +29,6 @@ from vrnn_lightning.models.base import (
     full_mask,
     masked,
     mlp,
-    smoothing_problem,
     with_dropout,
 )
 from vrnn_lightning.models.blocks import (
@@ -86,10 +85,6 @@ class SRNN(SequenceModel):
         self.emission = Emission(z_dim + h_dim, hidden_dim, likelihood.param_dim, mlp_layers, dropout)
 
     @classmethod
-    def particle_filter_problem(cls, settings: dict[str, Any]) -> str | None:
-        return smoothing_problem(settings, "smoothing")
-
-    @classmethod
     def check_settings(cls, settings: dict[str, Any]) -> None:
         check_common(settings, SIZES, posteriors=("smoothing", "filtering"))
         if not isinstance(settings.get("resq", True), bool):
@@ -102,17 +97,34 @@ class SRNN(SequenceModel):
         parts = self.deterministic.parts
         return tuple(state[:parts]), state[parts], state[parts + 1]
 
+    def summarise_future(self, x: Tensor, mask: Tensor) -> Tensor | None:
+        """a_t, the backward state over [d, phi_x(x)]_{t:T}, for every step of x (B, T, ...) where the posterior
+        is smoothing (else None); d runs from the start of the sequence, as in `forward` without a state."""
+        if self.future is None:
+            return None
+        x_feats = self.phi_x(self.likelihood.features(x, self.dtype))  # (B, T, Fx)
+        d, _ = self.deterministic(shifted(x_feats, None), None)  # (B, T, H)
+        return self.future(torch.cat([d, x_feats], -1), mask)  # (B, T, H)
+
     def forward(
-        self, x: Tensor, mask: Tensor | None = None, noise: Tensor | None = None, state: Flat | None = None
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        noise: Tensor | None = None,
+        state: Flat | None = None,
+        future: Tensor | None = None,
     ) -> SequenceOutput:
-        """Teacher-forced pass over x (B, T, ...); `noise` (B, T, Z) fixes the posterior's draws."""
+        """Teacher-forced pass over x (B, T, ...); `noise` (B, T, Z) fixes the posterior's draws; `future`
+        (B, T, H), a_t from `summarise_future` over a longer sequence, replaces the backward pass over x."""
         mask = full_mask(x) if mask is None else mask
         d_state, z, x_feat_prev = self.split_state(state)
         x_feats = self.phi_x(self.likelihood.features(x, self.dtype))  # (B, T, Fx)
         batch, steps, _ = x_feats.shape
         d, d_last = self.deterministic(shifted(x_feats, x_feat_prev), d_state)  # (B, T, H): d_t over x_{<t}
         summary = torch.cat([d, x_feats], -1)  # (B, T, H + Fx)
-        a = summary if self.future is None else self.future(summary, mask)  # (B, T, H or H + Fx)
+        a = summary  # (B, T, H + Fx): what a filtering posterior reads
+        if self.future is not None:
+            a = self.future(summary, mask) if future is None else future  # (B, T, H): a_t over the steps from t
         if noise is None:
             noise = torch.randn(batch, steps, self.latent_dim, device=x.device, dtype=x_feats.dtype)
         z_first = x_feats.new_zeros(batch, self.latent_dim) if z is None else z  # z_0, or the carried z

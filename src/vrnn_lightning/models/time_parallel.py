@@ -134,14 +134,21 @@ def check_fusable(model: "VRNN") -> None:
 
 
 def time_parallel_forward(
-    model: "VRNN", x: Tensor, mask: Tensor | None, noise: Tensor | None, state: State | None = None
+    model: "VRNN",
+    x: Tensor,
+    mask: Tensor | None,
+    noise: Tensor | None,
+    state: State | None = None,
+    future: Tensor | None = None,
 ) -> SequenceOutput:
-    """`model(x, mask, noise, state)`: the teacher-forced pass over x (B, T, ...), see the module's docstring."""
+    """`model(x, mask, noise, state, future)`: the teacher-forced pass over x (B, T, ...), see the module's
+    docstring."""
     x_feats = model.phi_x(model.likelihood.features(x, model.dtype))  # (B, T, Fx)
     batch, steps, x_width = x_feats.shape
     mask = full_mask(x) if mask is None else mask
     # What the encoder reads besides h_{t-1}: phi_x(x_t), and for a smoothing posterior b_t over x_{t:T}
-    future = None if model.future is None else model.future(x_feats, mask)  # (B, T, H): b_t
+    if model.future is not None and future is None:
+        future = model.future(x_feats, mask)  # (B, T, H): b_t
     observed = x_feats if future is None else torch.cat([x_feats, future], -1)
     observed_width = observed.shape[-1]
     if noise is None:

@@ -28,7 +28,6 @@ from vrnn_lightning.models.base import (
     dropout_or_identity,
     full_mask,
     mlp,
-    smoothing_problem,
     with_dropout,
 )
 from vrnn_lightning.models.blocks import BackwardRNN, GaussianMLP
@@ -194,10 +193,6 @@ class VRNN(SequenceModel):
         check_fusable(self)
 
     @classmethod
-    def particle_filter_problem(cls, settings: dict[str, Any]) -> str | None:
-        return smoothing_problem(settings, "filtering")
-
-    @classmethod
     def check_settings(cls, settings: dict[str, Any]) -> None:
         check_common(settings, SIZES, posteriors=("filtering", "smoothing"))
         if settings.get("future_prediction") and settings.get("posterior", "filtering") != "smoothing":
@@ -243,19 +238,24 @@ class VRNN(SequenceModel):
             x_feat = self.phi_x(self.likelihood.features(x.unsqueeze(1), self.dtype)).squeeze(1)
         return Step(x, prior, posterior, z, x_params, self.recurrence(x_feat, z_feat, state))
 
-    def prime_futures(self, x: Tensor | None, mask: Tensor | None = None) -> Tensor | None:
-        """b_t for every step of x (B, T, ...) where the posterior is smoothing (else None)."""
-        if self.future is None or x is None:
+    def summarise_future(self, x: Tensor, mask: Tensor) -> Tensor | None:
+        """b_t of `FutureSummary` for every step of x (B, T, ...) where the posterior is smoothing (else None)."""
+        if self.future is None:
             return None
-        x_feats = self.phi_x(self.likelihood.features(x, self.dtype))
-        return self.future(x_feats, full_mask(x) if mask is None else mask)
+        return self.future(self.phi_x(self.likelihood.features(x, self.dtype)), mask)  # (B, T, H)
 
     def forward(
-        self, x: Tensor, mask: Tensor | None = None, noise: Tensor | None = None, state: State | None = None
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        noise: Tensor | None = None,
+        state: State | None = None,
+        future: Tensor | None = None,
     ) -> SequenceOutput:
         """Teacher-forced pass, time-parallel (`time_parallel.py`); equal to `step` applied at every t. The
-        state carried out is the one the sampled trajectory z reached."""
-        return time_parallel_forward(self, x, mask, noise, state)
+        state carried out is the one the sampled trajectory z reached. `future` (B, T, H), b_t from
+        `summarise_future` over a longer sequence, replaces the smoothing posterior's own pass over x."""
+        return time_parallel_forward(self, x, mask, noise, state, future)
 
     @torch.no_grad()
     def generate(
@@ -274,7 +274,7 @@ class VRNN(SequenceModel):
         if prime is not None:
             prime, batch_size = prime.to(self.device), prime.shape[0]
         state = self.initial_state(batch_size)
-        futures = self.prime_futures(prime)
+        futures = None if prime is None else self.summarise_future(prime, full_mask(prime))
         for t in range(0 if prime is None else prime.shape[1]):
             future = None if futures is None else futures[:, t]
             state = self.step(state, prime[:, t], generator=generator, future=future).state

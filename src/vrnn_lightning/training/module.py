@@ -70,10 +70,6 @@ class SequenceModule(L.LightningModule):
                 "module.objective=fivo filters latent variables, and this model has none; "
                 "module.objective=elbo is already its exact likelihood"
             )
-        if objective == "fivo" and not model.filters:
-            raise ValueError(
-                f"module.objective=fivo cannot run this model: {model.particle_filter_problem(model.config)}"
-            )
         if isinstance(train_samples, bool) or not isinstance(train_samples, int) or train_samples < 1:
             raise ValueError(f"module.train_samples must be a whole number >= 1, got {train_samples!r}")
         if cuda_graphs not in ("auto", True, False):
