@@ -4,7 +4,8 @@
 
 With --family, instead: the training step of SRNN, DMM and STORN at the same sizes beside the VRNN's (the step
 time of each and its ratio to the VRNN's, and FLOP/s against the fused GRU), and the VRNN's step on FIVO's bound
-with K=4 particles against its ELBO step (and the share of it that resampling costs).
+with K=4 particles against its ELBO step (and the share of it that resampling costs), and the same for the
+smoothing SRNN (its backward pass once per sequence, read step by step).
 
 Measures, in one run on one machine, with warm-up and the median of timed repeats (the three models take
 turns step by step, so that drifts in the machine's speed do not favour one of them):
@@ -102,8 +103,13 @@ def build(kind: str, device: str, compile_mode: str | bool = False) -> tuple[nn.
     if kind in FAMILY:
         model = family_model(kind, cfg).to(device)
         return model, lambda x: (lambda out: (out.recon + out.kl).mean())(model(x))
-    if kind.startswith("fivo"):  # the VRNN trained on FIVO's bound, K=4; "fivo_never" never resamples
-        model = instantiate(cfg.model, likelihood={"x_dim": VOCAB}).to(device)
+    if kind.startswith("fivo"):  # FIVO's bound, K=4: the VRNN's, or "fivo_srnn" the smoothing SRNN's (the
+        # backward pass once per sequence, each step reading its slice); "fivo_never" never resamples
+        member = kind.removeprefix("fivo_")
+        if member in FAMILY:
+            model = family_model(member, cfg).to(device)
+        else:
+            model = instantiate(cfg.model, likelihood={"x_dim": VOCAB}).to(device)
         threshold = 0.0 if kind == "fivo_never" else 0.5
         return model, lambda x: -fivo_bound(model, x, full_mask(x), 4, threshold).bound.mean() / x.shape[1]
     compile_mode = compile_mode if kind == "vrnn" else False
@@ -229,7 +235,7 @@ def isolated_peak_mb(*args) -> float:
 def family_figures(args: argparse.Namespace) -> None:
     """The family's training steps beside the VRNN's (taking turns, as above): each one's step time, its ratio
     to the VRNN's, and its FLOP/s against the fused GRU's."""
-    kinds = ["vrnn", *FAMILY, "fivo", "fivo_never", "gru"]
+    kinds = ["vrnn", *FAMILY, "fivo", "fivo_never", "fivo_srnn", "gru"]
     seconds = time_interleaved(
         kinds, args.device, args.batch_size, args.seq_len, args.warmup, args.repeats, False, False
     )
@@ -244,12 +250,14 @@ def family_figures(args: argparse.Namespace) -> None:
             flop_efficiency_vs_fused_gru=flops[kind] / seconds[kind] / gru_rate,
         )
         print(
-            f"{kind:>6}: {r['steps_per_s']:6.2f} steps/s  {r['step_ms']:7.1f} ms/step  "
+            f"{kind:>10}: {r['steps_per_s']:6.2f} steps/s  {r['step_ms']:7.1f} ms/step  "
             f"time_vs_vrnn {r['time_vs_vrnn']:.2f}  "
             f"flop_efficiency_vs_fused_gru {r['flop_efficiency_vs_fused_gru']:.2f}"
         )
     print(f"fivo_step_vs_elbo_step: {results['fivo']['time_vs_vrnn']:.2f}  (the VRNN, K=4 particles, threshold 0.5)")
     print(f"resampling_share_of_fivo_step: {1 - seconds['fivo_never'] / seconds['fivo']:.2f}")
+    srnn_ratio = seconds["fivo_srnn"] / seconds["srnn"]
+    print(f"fivo_step_vs_elbo_step_srnn: {srnn_ratio:.2f}  (the smoothing SRNN, K=4 particles, threshold 0.5)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
