@@ -10,6 +10,7 @@ import torch
 
 from vrnn_lightning.models import DMM, SRNN, STORN, VRNN, Bernoulli, Categorical, build
 from vrnn_lightning.models.blocks import reverse_within_lengths
+from vrnn_lightning.models.objectives import iw_bound
 
 SIZES = dict(h_dim=10, z_dim=3, x_feat_dim=6, hidden_dim=9)
 VARIANTS = {
@@ -49,6 +50,30 @@ def test_a_padded_batch_scores_each_sequence_as_it_scores_alone(name):
         assert torch.equal(together.kl[row, length:], torch.zeros(9 - length))
         weight = together.log_weight()[row]
         assert torch.allclose(weight, alone.log_weight()[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_k_trajectories_per_sequence_equal_the_same_draws_over_k_copies(name, monkeypatch):
+    """`samples=K` computes what reads no z once per sequence and draws K trajectories from it: every output
+    (terms, posterior, prior, z, carried state) as K copies of each sequence with the same noise would give,
+    padding included; and the IW bound takes that path."""
+    model = make(name).eval()
+    x, k = music(3, 7), 4
+    mask = (torch.arange(7) < torch.tensor([7, 5, 2])[:, None]).float()
+    noise = torch.randn(3 * k, 7, 3)
+    shared = model(x, mask, noise, samples=k)
+    copies = model(x.repeat_interleave(k, 0), mask.repeat_interleave(k, 0), noise)
+    for got, want in [(shared.recon, copies.recon), (shared.kl, copies.kl), (shared.z, copies.z)]:
+        assert torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(shared.posterior.std, copies.posterior.std, atol=1e-5)
+    assert torch.allclose(shared.prior.mean, copies.prior.mean, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(shared.state, copies.state, strict=True))
+    calls = []
+    monkeypatch.setattr(model, "forward", lambda *a, samples=1, **kw: calls.append(samples) or shared)
+    iw_bound(model, x, mask, k)
+    assert calls == [k]
+    with pytest.raises(ValueError, match="pass no state"):
+        make(name)(x, mask, noise, state=copies.state, samples=k)
 
 
 def test_the_backward_reading_reverses_each_sequence_within_its_own_length():

@@ -131,6 +131,18 @@ def shifted(values: Tensor, first: Tensor | None) -> Tensor:
     return torch.cat([first.unsqueeze(1), values[:, :-1]], 1)
 
 
+def per_trajectory(samples: int, *tensors: Tensor) -> tuple[Tensor, ...]:
+    """Each of `tensors` (B, ...) with row b repeated as rows b*K .. b*K+K-1, K = `samples`: what reads no z,
+    computed once per sequence and handed to each of its K trajectories (the IW bound's), instead of being
+    computed K times over K copies of the sequence."""
+    return tuple(t.repeat_interleave(samples, 0) for t in tensors)
+
+
+def check_samples(samples: int, state: Flat | None) -> None:
+    if samples > 1 and state is not None:
+        raise ValueError("samples > 1 draws K trajectories from the start of each sequence; pass no state")
+
+
 def stack_gaussians(gaussians: list[DiagonalGaussian]) -> DiagonalGaussian:
     """T Gaussians over (B, Z) -> one over (B, T, Z)."""
     return DiagonalGaussian(torch.stack([g.mean for g in gaussians], 1), torch.stack([g.std for g in gaussians], 1))

@@ -31,7 +31,16 @@ from vrnn_lightning.models.base import (
     mlp,
     with_dropout,
 )
-from vrnn_lightning.models.blocks import BackwardRNN, Flat, Recurrent, shifted, stack_gaussians, time_major
+from vrnn_lightning.models.blocks import (
+    BackwardRNN,
+    Flat,
+    Recurrent,
+    check_samples,
+    per_trajectory,
+    shifted,
+    stack_gaussians,
+    time_major,
+)
 from vrnn_lightning.models.distributions import DiagonalGaussian
 from vrnn_lightning.models.likelihoods import Likelihood
 
@@ -131,19 +140,25 @@ class DMM(SequenceModel):
         noise: Tensor | None = None,
         state: Flat | None = None,
         future: Tensor | None = None,
+        samples: int = 1,
     ) -> SequenceOutput:
         """Teacher-forced pass over x (B, T, ...); `noise` (B, T, Z) fixes the posterior's draws; `future`
-        (B, T, H), r_t from `summarise_future` over a longer sequence, replaces the backward pass over x."""
+        (B, T, H), r_t from `summarise_future` over a longer sequence, replaces the backward pass over x.
+        `samples` K > 1 draws K trajectories per sequence (rows b*K .. b*K+K-1 of the output, `noise` (B*K, T, Z))
+        with the inference RNN run once per sequence: the same as K copies of x, at the combiner chain's cost."""
+        check_samples(samples, state)
         mask = full_mask(x) if mask is None else mask
         x_feats = self.phi_x(self.likelihood.features(x, self.dtype))  # (B, T, Fx)
-        batch, steps, _ = x_feats.shape
-        z = x_feats.new_zeros(batch, self.latent_dim) if state is None else state[0]
-        z_first = z
         if isinstance(self.inference, BackwardRNN):
             r = self.inference(x_feats, mask) if future is None else future  # (B, T, H)
             rnn_last = ()
         else:
             r, rnn_last = self.inference(x_feats, None if state is None else tuple(state[2:]))
+        if samples > 1:
+            x, mask, x_feats, r, *rnn_last = per_trajectory(samples, x, mask, x_feats, r, *rnn_last)  # (B*K, ...)
+        batch, steps, _ = x_feats.shape
+        z = x_feats.new_zeros(batch, self.latent_dim) if state is None else state[0]
+        z_first = z
         if noise is None:
             noise = torch.randn(batch, steps, self.latent_dim, device=x.device, dtype=x_feats.dtype)
         posteriors, zs = [], []

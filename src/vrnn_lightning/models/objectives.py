@@ -14,6 +14,7 @@ computed once over each whole sequence (`SequenceModel.summarise_future`) and ha
 the bound a bound (a proposal may read any of x; the weights still multiply to an unbiased estimate of p(x)).
 """
 
+import inspect
 import math
 from typing import NamedTuple
 
@@ -37,9 +38,18 @@ class Filtered(NamedTuple):
 
 def iw_bound(model: SequenceModel, x: Tensor, mask: Tensor, samples: int, noise: Tensor | None = None) -> Tensor:
     """The IW bound of `samples` trajectories per sequence of x (B, T, ...), (B,); `noise` (B * K, T, Z), drawn
-    by the caller where it must be (the CUDA-graph path), else by the model."""
-    out = model(x.repeat_interleave(samples, 0), mask.repeat_interleave(samples, 0), noise)
+    by the caller where it must be (the CUDA-graph path), else by the model. A model whose forward takes
+    `samples` computes what reads no z once per sequence; any other runs over K copies of each sequence."""
+    if takes_samples(model):
+        out = model(x, mask, noise, samples=samples)
+    else:
+        out = model(x.repeat_interleave(samples, 0), mask.repeat_interleave(samples, 0), noise)
     return mean_weight(out.log_weight().view(len(x), samples))  # (B, K) -> (B,)
+
+
+def takes_samples(model: SequenceModel) -> bool:
+    """Whether `model(x, mask, noise, samples=K)` draws K trajectories per sequence of x itself."""
+    return "samples" in inspect.signature(model.forward).parameters
 
 
 def resample(weights: Tensor, scheme: str, generator: torch.Generator | None = None) -> Tensor:

@@ -36,6 +36,8 @@ from vrnn_lightning.models.blocks import (
     ChainGaussian,
     Flat,
     Recurrent,
+    check_samples,
+    per_trajectory,
     shifted,
     stack_gaussians,
     time_major,
@@ -113,18 +115,24 @@ class SRNN(SequenceModel):
         noise: Tensor | None = None,
         state: Flat | None = None,
         future: Tensor | None = None,
+        samples: int = 1,
     ) -> SequenceOutput:
         """Teacher-forced pass over x (B, T, ...); `noise` (B, T, Z) fixes the posterior's draws; `future`
-        (B, T, H), a_t from `summarise_future` over a longer sequence, replaces the backward pass over x."""
+        (B, T, H), a_t from `summarise_future` over a longer sequence, replaces the backward pass over x.
+        `samples` K > 1 draws K trajectories per sequence (rows b*K .. b*K+K-1 of the output, `noise` (B*K, T, Z))
+        with d and a computed once per sequence: the same as K copies of x, at the z-chain's cost."""
+        check_samples(samples, state)
         mask = full_mask(x) if mask is None else mask
         d_state, z, x_feat_prev = self.split_state(state)
         x_feats = self.phi_x(self.likelihood.features(x, self.dtype))  # (B, T, Fx)
-        batch, steps, _ = x_feats.shape
         d, d_last = self.deterministic(shifted(x_feats, x_feat_prev), d_state)  # (B, T, H): d_t over x_{<t}
         summary = torch.cat([d, x_feats], -1)  # (B, T, H + Fx)
         a = summary  # (B, T, H + Fx): what a filtering posterior reads
         if self.future is not None:
             a = self.future(summary, mask) if future is None else future  # (B, T, H): a_t over the steps from t
+        if samples > 1:
+            x, mask, x_feats, d, a, *d_last = per_trajectory(samples, x, mask, x_feats, d, a, *d_last)  # (B*K, ...)
+        batch, steps, _ = x_feats.shape
         if noise is None:
             noise = torch.randn(batch, steps, self.latent_dim, device=x.device, dtype=x_feats.dtype)
         z_first = x_feats.new_zeros(batch, self.latent_dim) if z is None else z  # z_0, or the carried z

@@ -25,7 +25,16 @@ from vrnn_lightning.models.base import (
     mlp,
     with_dropout,
 )
-from vrnn_lightning.models.blocks import Emission, Flat, GaussianMLP, Recurrent, shifted, standard_normal
+from vrnn_lightning.models.blocks import (
+    Emission,
+    Flat,
+    GaussianMLP,
+    Recurrent,
+    check_samples,
+    per_trajectory,
+    shifted,
+    standard_normal,
+)
 from vrnn_lightning.models.likelihoods import Likelihood
 
 SIZES = ("h_dim", "z_dim", "x_feat_dim", "z_feat_dim", "hidden_dim", "mlp_layers")
@@ -90,13 +99,23 @@ class STORN(SequenceModel):
         return tuple(state[:parts]), tuple(state[parts : 2 * parts]), state[2 * parts]
 
     def forward(
-        self, x: Tensor, mask: Tensor | None = None, noise: Tensor | None = None, state: Flat | None = None
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        noise: Tensor | None = None,
+        state: Flat | None = None,
+        samples: int = 1,
     ) -> SequenceOutput:
-        """Teacher-forced pass over x (B, T, ...); `noise` (B, T, Z) fixes the posterior's draws."""
+        """Teacher-forced pass over x (B, T, ...); `noise` (B, T, Z) fixes the posterior's draws. `samples` K > 1
+        draws K trajectories per sequence (rows b*K .. b*K+K-1 of the output, `noise` (B*K, T, Z)) with the
+        recognition RNN run once per sequence: the same as K copies of x."""
+        check_samples(samples, state)
         mask = full_mask(x) if mask is None else mask
         e_state, h_state, x_feat_prev = self.split_state(state)
         x_feats = self.phi_x(self.likelihood.features(x, self.dtype))  # (B, T, Fx)
         e, e_last = self.recognition(x_feats, e_state)  # (B, T, H): e_t over x_{1:t}
+        if samples > 1:
+            x, mask, x_feats, e, *e_last = per_trajectory(samples, x, mask, x_feats, e, *e_last)  # (B*K, ...)
         posterior = self.posterior(e)  # (B, T, Z)
         z = posterior.rsample(noise)  # (B, T, Z), all steps at once
         generator_inputs = torch.cat([self.phi_z(z), shifted(x_feats, x_feat_prev)], -1)

@@ -24,7 +24,7 @@ from vrnn_lightning.data.base import Batch, figure_value
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.models import SequenceModel, SequenceOutput
 from vrnn_lightning.models.base import detach_state
-from vrnn_lightning.models.objectives import RESAMPLING, Filtered, fivo_bound, mean_weight
+from vrnn_lightning.models.objectives import RESAMPLING, Filtered, fivo_bound, mean_weight, takes_samples
 from vrnn_lightning.training.cuda_graphs import GraphedPasses
 from vrnn_lightning.training.schedules import kl_weight, warmup_cosine
 
@@ -86,15 +86,16 @@ class SequenceModule(L.LightningModule):
         self.graphs: GraphedPasses | None = None  # the model's pass as CUDA graphs, where they apply
         self.graphs_decided = False
 
-    def draw_noise(self, x: Tensor) -> Tensor | None:
-        """The posterior noise of a pass over x (B, T, ...), drawn here, outside the model (and outside any CUDA
-        graph), from the run's seeded generator: the draw the model would make itself, in the dtype it would
-        use (autocast's under mixed precision), so eager and graphed runs, and resumed ones, draw alike."""
+    def draw_noise(self, x: Tensor, samples: int = 1) -> Tensor | None:
+        """The posterior noise of a pass over x (B, T, ...) with `samples` trajectories per sequence, drawn here,
+        outside the model (and outside any CUDA graph), from the run's seeded generator: the draw the model would
+        make itself, in the dtype it would use (autocast's under mixed precision), so eager and graphed runs, and
+        resumed ones, draw alike."""
         if not self.model.latent_dim:
             return None
         device = x.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else self.model.dtype
-        return torch.randn(*x.shape[:2], self.model.latent_dim, device=x.device, dtype=dtype)
+        return torch.randn(len(x) * samples, x.shape[1], self.model.latent_dim, device=x.device, dtype=dtype)
 
     def decide_graphs(self) -> None:
         """Whether the model's pass runs as CUDA graphs (`module.cuda_graphs`: auto, on where they apply; false,
@@ -123,11 +124,16 @@ class SequenceModule(L.LightningModule):
         log.info("CUDA graphs: on (module.cuda_graphs=false turns them off)")
         self.graphs = GraphedPasses(self.model)
 
-    def run_model(self, x: Tensor, mask: Tensor, state: Any = None) -> SequenceOutput:
-        """The model's pass with noise drawn here; through CUDA graphs where they apply."""
+    def run_model(self, x: Tensor, mask: Tensor, state: Any = None, samples: int = 1) -> SequenceOutput:
+        """The model's pass with noise drawn here, `samples` trajectories per sequence of x (rows b*K .. b*K+K-1
+        of the output); through CUDA graphs where they apply."""
         if not self.graphs_decided:
             self.decide_graphs()
-        noise = self.draw_noise(x)
+        noise = self.draw_noise(x, samples)
+        if samples > 1 and self.graphs is None and takes_samples(self.model):
+            return self.model(x, mask, noise, samples=samples)  # what reads no z computed once per sequence
+        if samples > 1:
+            x, mask = x.repeat_interleave(samples, 0), mask.repeat_interleave(samples, 0)
         if self.graphs is not None:
             return self.graphs(x, mask, noise, state)
         return self.model(x, mask, noise, state=state) if state is not None else self.model(x, mask, noise)
@@ -156,7 +162,7 @@ class SequenceModule(L.LightningModule):
         """The negative importance-weighted bound of `train_samples` trajectories per sequence (Burda et al.,
         2016), per real step; and the K-fold output, whose KL and reconstruction terms are logged as usual."""
         k = self.hparams.train_samples
-        out = self.run_model(batch.x.repeat_interleave(k, 0), batch.mask.repeat_interleave(k, 0))
+        out = self.run_model(batch.x, batch.mask, samples=k)
         weights = out.log_weight().view(-1, k)  # (B, K)
         bound = mean_weight(weights)  # (B,) log p(x) >= this, in expectation
         return -bound.sum() / batch.mask.sum(), out
