@@ -102,7 +102,9 @@ def evaluate(cfg: DictConfig) -> dict:
         sequences += x.shape[0]
         if usage is not None:
             usage.update(out)
-        if iw_samples:
+        if iw_samples and not model.latent_dim:  # no latents: every trajectory is the one pass above, exact
+            iw += (out.recon + out.kl).sum().item()
+        elif iw_samples:
             iw -= iw_log_likelihood(model, x, mask, iw_samples, cfg.eval.iw_chunk).sum().item()
         if fivo_samples:
             fivo -= fivo_log_likelihood(model, x, mask, cfg).sum().item()
