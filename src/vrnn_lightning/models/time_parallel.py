@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vrnn_lightning.models.base import SequenceOutput, full_mask, masked
-from vrnn_lightning.models.blocks import time_major
+from vrnn_lightning.models.blocks import check_samples, per_trajectory, time_major
 from vrnn_lightning.models.distributions import DiagonalGaussian
 
 if TYPE_CHECKING:
@@ -140,21 +140,29 @@ def time_parallel_forward(
     noise: Tensor | None,
     state: State | None = None,
     future: Tensor | None = None,
+    samples: int = 1,
 ) -> SequenceOutput:
-    """`model(x, mask, noise, state, future)`: the teacher-forced pass over x (B, T, ...), see the module's
-    docstring."""
+    """`model(x, mask, noise, state, future, samples)`: the teacher-forced pass over x (B, T, ...), see the
+    module's docstring."""
+    check_samples(samples, state)
     x_feats = model.phi_x(model.likelihood.features(x, model.dtype))  # (B, T, Fx)
-    batch, steps, x_width = x_feats.shape
+    x_width = x_feats.shape[-1]
     mask = full_mask(x) if mask is None else mask
     # What the encoder reads besides h_{t-1}: phi_x(x_t), and for a smoothing posterior b_t over x_{t:T}
     if model.future is not None and future is None:
         future = model.future(x_feats, mask)  # (B, T, H): b_t
     observed = x_feats if future is None else torch.cat([x_feats, future], -1)
     observed_width = observed.shape[-1]
-    if noise is None:
-        noise = torch.randn(batch, steps, model.latent_dim, device=x_feats.device, dtype=x_feats.dtype)
     encoder, cell = model.encoder, model.recurrence.cell
     enc_first, *_ = encoder.trunk
+    enc_x = F.linear(observed, enc_first.weight[:, :observed_width], enc_first.bias)  # (B, T, E)
+    gates_x = F.linear(x_feats, cell.weight_ih[:, :x_width], cell.bias_ih)  # (B, T, G)
+    if samples > 1:  # the K trajectories of a sequence share everything above; the loop runs on B*K rows
+        x, mask, enc_x, gates_x = per_trajectory(samples, x, mask, enc_x, gates_x)
+        future = None if future is None else per_trajectory(samples, future)[0]
+    batch, steps = x.shape[:2]
+    if noise is None:
+        noise = torch.randn(batch, steps, model.latent_dim, device=x_feats.device, dtype=x_feats.dtype)
     encoder_rest = [*linear_layers(encoder.trunk)[1:], (encoder.out, False)]
     phi_z = linear_layers(model.phi_z)
 
@@ -162,8 +170,7 @@ def time_parallel_forward(
         return [(m.weight.t(), PerStep.broadcast(m.bias, steps, batch), relu) for m, relu in layers]
 
     encoder_rest, phi_z = loop_layers(encoder_rest), loop_layers(phi_z)
-    enc_x = PerStep.time_major(F.linear(observed, enc_first.weight[:, :observed_width], enc_first.bias))  # T x (B, E)
-    gates_x = PerStep.time_major(F.linear(x_feats, cell.weight_ih[:, :x_width], cell.bias_ih))  # T x (B, G)
+    enc_x, gates_x = PerStep.time_major(enc_x), PerStep.time_major(gates_x)  # T x (B, E), T x (B, G)
     noise_t = PerStep.time_major(noise)  # T x (B, Z)
     h_weight_t = torch.cat([enc_first.weight[:, observed_width:], cell.weight_hh]).t()  # (H, E + G)
     h_bias = PerStep.broadcast(torch.cat([torch.zeros_like(enc_first.bias), cell.bias_hh]), steps, batch)

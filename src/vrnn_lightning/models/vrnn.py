@@ -251,11 +251,14 @@ class VRNN(SequenceModel):
         noise: Tensor | None = None,
         state: State | None = None,
         future: Tensor | None = None,
+        samples: int = 1,
     ) -> SequenceOutput:
         """Teacher-forced pass, time-parallel (`time_parallel.py`); equal to `step` applied at every t. The
         state carried out is the one the sampled trajectory z reached. `future` (B, T, H), b_t from
-        `summarise_future` over a longer sequence, replaces the smoothing posterior's own pass over x."""
-        return time_parallel_forward(self, x, mask, noise, state, future)
+        `summarise_future` over a longer sequence, replaces the smoothing posterior's own pass over x.
+        `samples` K > 1 draws K trajectories per sequence (rows b*K .. b*K+K-1, `noise` (B*K, T, Z)), with
+        phi_x, b_t and the loop's projections of them computed once per sequence."""
+        return time_parallel_forward(self, x, mask, noise, state, future, samples)
 
     @torch.no_grad()
     def generate(
