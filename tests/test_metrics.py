@@ -4,7 +4,9 @@ from vrnn_lightning.models import DiagonalGaussian, SequenceOutput
 from vrnn_lightning.training.metrics import LatentUsage
 
 
-def output(posterior_mean: torch.Tensor, mask: torch.Tensor | None = None) -> SequenceOutput:
+def output(
+    posterior_mean: torch.Tensor, mask: torch.Tensor | None = None, prior_mean: torch.Tensor | None = None
+) -> SequenceOutput:
     b, t, z = posterior_mean.shape
     ones = torch.ones(b, t, z)
     return SequenceOutput(
@@ -13,8 +15,21 @@ def output(posterior_mean: torch.Tensor, mask: torch.Tensor | None = None) -> Se
         mask=torch.ones(b, t) if mask is None else mask,
         x_params=torch.zeros(b, t, 1),
         posterior=DiagonalGaussian(posterior_mean, ones),
-        prior=DiagonalGaussian(torch.zeros(b, t, z), ones),
+        prior=DiagonalGaussian(torch.zeros(b, t, z) if prior_mean is None else prior_mean, ones),
     )
+
+
+def test_a_posterior_that_follows_a_moving_prior_is_active_but_not_off_the_prior():
+    """With a prior that moves with the past (SRNN, DMM, VRNN), a collapsed posterior (q = p) still has a mean
+    that varies over the data: Burda's count calls it active, the count off the prior does not."""
+    torch.manual_seed(0)
+    prior = torch.randn(30, 5, 3)  # the prior's mean moves from step to step
+    posterior = prior.clone()
+    posterior[..., 0] += torch.randn(30, 5)  # dimension 0 reads the data beyond the prior
+    usage = LatentUsage(3)
+    usage.update(output(posterior, prior_mean=prior))
+    result = usage.compute()
+    assert result["active_units"] == 3 and result["units_off_prior"] == 1
 
 
 def test_active_units_count_dimensions_whose_posterior_mean_varies_over_the_data():
@@ -28,6 +43,7 @@ def test_active_units_count_dimensions_whose_posterior_mean_varies_over_the_data
     usage.update(output(means[20:]))
     result = usage.compute()
     assert result["count"] == 200 and result["active_units"] == 1
+    assert result["units_off_prior"] == 1  # the prior is N(0, I) here: the two counts agree
     assert torch.allclose(result["mean_variance"], means.flatten(0, 1).double().var(0, unbiased=False), atol=1e-9)
     assert torch.allclose(result["kl_per_dim"], 0.5 * means.flatten(0, 1).double().pow(2).mean(0), atol=1e-6)
 

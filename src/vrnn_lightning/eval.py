@@ -128,6 +128,7 @@ def evaluate(cfg: DictConfig) -> dict:
     if usage is not None:
         latents = usage.compute()
         metrics["active_units"] = int(latents["active_units"])
+        metrics["units_off_prior"] = int(latents["units_off_prior"])
         metrics["latent_dims"] = model.latent_dim
         metrics["kl_per_dim"] = [round(v, 6) for v in latents["kl_per_dim"].tolist()]
     if streams is not None:

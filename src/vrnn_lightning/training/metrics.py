@@ -1,4 +1,5 @@
-"""How much the latent variables are used: KL per dimension and active units, accumulated over a data set."""
+"""How much the latent variables are used: KL per dimension, active units, and units off the prior, accumulated
+over a data set."""
 
 import torch
 from torch import Tensor
@@ -22,7 +23,7 @@ class LatentUsage(Metric):
         super().__init__()
         self.latent_dim = latent_dim
         self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
-        for name in ("kl_sum", "mean_sum", "square_sum"):
+        for name in ("kl_sum", "mean_sum", "square_sum", "shift_sum", "shift_square_sum"):
             self.add_state(name, torch.zeros(latent_dim, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, out: SequenceOutput) -> None:
@@ -35,16 +36,29 @@ class LatentUsage(Metric):
         self.kl_sum += kl.sum(0)
         self.mean_sum += means.sum(0)
         self.square_sum += means.pow(2).sum(0)
+        # How far the posterior's mean moves off the prior's: the activity measure for a prior that itself moves
+        # with the past (VRNN, SRNN, DMM), where a posterior equal to its prior still has a mean that varies
+        shifts = (out.posterior.mean - out.prior.mean).detach()[real].double()
+        self.shift_sum += shifts.sum(0)
+        self.shift_square_sum += shifts.pow(2).sum(0)
 
     def compute(self) -> dict[str, Tensor]:
         """`count` real steps seen; `kl_per_dim`, nats per step; `mean_variance`, the variance over the data of
-        each dimension's posterior mean; `active_units`, how many exceed the threshold."""
+        each dimension's posterior mean; `active_units`, how many exceed the threshold (Burda et al.'s measure,
+        made for a fixed prior); `units_off_prior`, how many dimensions' posterior-minus-prior mean has a
+        variance above it (the same measure where the prior is N(0, I), as STORN's; the informative one where the
+        prior moves with the past)."""
         count = self.count.clamp_min(1)
-        mean = self.mean_sum / count
-        variance = (self.square_sum / count - mean.pow(2)).clamp_min(0)
+
+        def variance(total: Tensor, squares: Tensor) -> Tensor:
+            return (squares / count - (total / count).pow(2)).clamp_min(0)
+
+        mean_variance = variance(self.mean_sum, self.square_sum)
+        shift_variance = variance(self.shift_sum, self.shift_square_sum)
         return {
             "count": self.count,
             "kl_per_dim": self.kl_sum / count,
-            "mean_variance": variance,
-            "active_units": (variance > ACTIVE_THRESHOLD).sum(),
+            "mean_variance": mean_variance,
+            "active_units": (mean_variance > ACTIVE_THRESHOLD).sum(),
+            "units_off_prior": (shift_variance > ACTIVE_THRESHOLD).sum(),
         }

@@ -1,4 +1,5 @@
-"""Latent usage after every validation and test: `*/active_units` and a `*/kl_per_dim` histogram."""
+"""Latent usage after every validation and test: `*/active_units`, `*/units_off_prior` and a `*/kl_per_dim`
+histogram."""
 
 from typing import Any
 
@@ -30,6 +31,7 @@ class LatentUsageMonitor(L.Callback):
         if usage["count"] == 0:
             return
         pl_module.log(f"{stage}/active_units", usage["active_units"].float(), rank_zero_only=True)
+        pl_module.log(f"{stage}/units_off_prior", usage["units_off_prior"].float(), rank_zero_only=True)
         experiment = tensorboard_of(trainer)
         if hasattr(experiment, "add_histogram") and trainer.is_global_zero:
             experiment.add_histogram(f"{stage}/kl_per_dim", usage["kl_per_dim"], trainer.global_step)
