@@ -36,6 +36,7 @@ def test_train_writes_separate_finite_kl_and_recon_curves(tiny_run):
         "test/bpc",
         "val/loss_per_sequence",
         "val/active_units",
+        "val/units_off_prior",
     ]:
         assert tag in scalars, f"{tag} missing from {scalars}"
         assert all(math.isfinite(e.value) for e in events.Scalars(tag))

@@ -50,10 +50,11 @@ def run_settings(cfg: DictConfig) -> dict[str, Any]:
 
 
 def final_figures(metrics: dict[str, float]) -> dict[str, float]:
-    """What a run reached: the best validation figures, the test figures, active units, wall time."""
+    """What a run reached: the best validation figures, the test figures, latent use, wall time."""
     kept = {k: v for k, v in metrics.items() if k.startswith(("best_val", "test/")) or k in ("wall_s",)}
-    if "val/active_units" in metrics:
-        kept["val/active_units"] = metrics["val/active_units"]
+    for usage in ("val/active_units", "val/units_off_prior"):
+        if usage in metrics:
+            kept[usage] = metrics[usage]
     return {f"hparams/{k}": float(v) for k, v in kept.items()}
 
 
