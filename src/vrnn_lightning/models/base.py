@@ -82,7 +82,10 @@ class SequenceModel(nn.Module, ABC):
     ) -> SequenceOutput:
         """Teacher-forced pass over x (B, T, ...); `mask` (B, T) defaults to all steps real; `noise`
         (B, T, latent_dim) fixes the reparameterisation draws of a model with latents; `state` (a previous
-        output's `state`) continues a stream where the last window ended, instead of from the zero state."""
+        output's `state`) continues a stream where the last window ended, instead of from the zero state. A model
+        may also take `samples=K`: K trajectories per sequence of x (rows b*K .. b*K+K-1 of the output, `noise`
+        (B*K, T, latent_dim)), computing what reads no z once per sequence; the IW bound uses it where it is
+        taken (`objectives.takes_samples`) and K copies of each sequence otherwise."""
 
     @abstractmethod
     def generate(
