@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from vrnn_lightning.models.base import SequenceModel, select_state
+from vrnn_lightning.models.base import SequenceModel, SequenceOutput, select_state
 
 RESAMPLING = ("multinomial", "systematic")
 
@@ -40,11 +40,20 @@ def iw_bound(model: SequenceModel, x: Tensor, mask: Tensor, samples: int, noise:
     """The IW bound of `samples` trajectories per sequence of x (B, T, ...), (B,); `noise` (B * K, T, Z), drawn
     by the caller where it must be (the CUDA-graph path), else by the model. A model whose forward takes
     `samples` computes what reads no z once per sequence; any other runs over K copies of each sequence."""
-    if takes_samples(model):
-        out = model(x, mask, noise, samples=samples)
-    else:
-        out = model(x.repeat_interleave(samples, 0), mask.repeat_interleave(samples, 0), noise)
+    out = trajectories(model, x, mask, samples, noise)
     return mean_weight(out.log_weight().view(len(x), samples))  # (B, K) -> (B,)
+
+
+def trajectories(
+    model: SequenceModel, x: Tensor, mask: Tensor, samples: int, noise: Tensor | None = None
+) -> SequenceOutput:
+    """The model's pass with `samples` trajectories per sequence of x (rows b*K .. b*K+K-1 of the output): inside
+    the model where its forward takes `samples` (what reads no z once per sequence), else over K copies."""
+    if samples > 1 and takes_samples(model):
+        return model(x, mask, noise, samples=samples)
+    if samples > 1:
+        x, mask = x.repeat_interleave(samples, 0), mask.repeat_interleave(samples, 0)
+    return model(x, mask, noise)
 
 
 def takes_samples(model: SequenceModel) -> bool:

@@ -24,7 +24,7 @@ from vrnn_lightning.data.base import Batch, figure_value
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.models import SequenceModel, SequenceOutput
 from vrnn_lightning.models.base import detach_state
-from vrnn_lightning.models.objectives import RESAMPLING, Filtered, fivo_bound, mean_weight, takes_samples
+from vrnn_lightning.models.objectives import RESAMPLING, Filtered, fivo_bound, mean_weight, trajectories
 from vrnn_lightning.training.cuda_graphs import GraphedPasses
 from vrnn_lightning.training.schedules import kl_weight, warmup_cosine
 
@@ -130,13 +130,13 @@ class SequenceModule(L.LightningModule):
         if not self.graphs_decided:
             self.decide_graphs()
         noise = self.draw_noise(x, samples)
-        if samples > 1 and self.graphs is None and takes_samples(self.model):
-            return self.model(x, mask, noise, samples=samples)  # what reads no z computed once per sequence
+        if self.graphs is None and state is None:
+            return trajectories(self.model, x, mask, samples, noise)
         if samples > 1:
             x, mask = x.repeat_interleave(samples, 0), mask.repeat_interleave(samples, 0)
         if self.graphs is not None:
             return self.graphs(x, mask, noise, state)
-        return self.model(x, mask, noise, state=state) if state is not None else self.model(x, mask, noise)
+        return self.model(x, mask, noise, state=state)
 
     def teardown(self, stage: str) -> None:
         # After fit Lightning moves the model to the CPU and frees the cache; graphs replaying against the old
