@@ -212,11 +212,13 @@ def test_the_module_draws_the_noise_the_model_would_have_drawn():
 
 def test_graphs_stay_off_on_the_cpu_with_one_log_line_and_the_switch_is_checked(caplog):
     module = SequenceModule(tiny_vrnn(), torch.optim.AdamW, data_metadata={"figures": {}})
-    with caplog.at_level(logging.INFO, logger="vrnn_lightning.training.module"):
+    with caplog.at_level(logging.INFO, logger="vrnn_lightning.training.cuda_graphs"):
         module.run_model(*ragged_batch()[:2])
         module.run_model(*ragged_batch()[:2])
     assert module.graphs is None
-    assert [r.getMessage() for r in caplog.records] == ["CUDA graphs: off: the model is not on a CUDA GPU"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "CUDA graphs: off, the model runs eager: the model is not on a CUDA GPU"
+    ]
     off = SequenceModule(tiny_vrnn(), torch.optim.AdamW, data_metadata={}, cuda_graphs=False)
     off.run_model(*ragged_batch()[:2])
     assert off.graphs is None
@@ -273,27 +275,65 @@ def fake_gpu_trainer(monkeypatch, **settings):
 
 def test_graphs_stay_off_where_gradients_accumulate(caplog, monkeypatch):
     """A graph's gradients alias its static buffers: the next replay would overwrite p.grad before the sum."""
-    module = SequenceModule(tiny_vrnn(), torch.optim.AdamW, data_metadata={})
+    module = SequenceModule(tiny_vrnn(), torch.optim.AdamW, data_metadata={}, cuda_graphs=True)
     module._trainer = fake_gpu_trainer(monkeypatch, accumulate_grad_batches=2)
-    with caplog.at_level(logging.INFO, logger="vrnn_lightning.training.module"):
+    with caplog.at_level(logging.INFO, logger="vrnn_lightning.training.cuda_graphs"):
         module.decide_graphs()
     assert module.graphs is None
     assert [r.getMessage() for r in caplog.records] == [
-        "CUDA graphs: off: trainer.accumulate_grad_batches > 1 (a graph's next replay overwrites the gradients)"
+        "CUDA graphs: off, the model runs eager: trainer.accumulate_grad_batches > 1 "
+        "(a graph's next replay overwrites the gradients)"
     ]
 
 
 def test_graphs_stay_off_where_the_data_carries_the_state_between_windows(caplog, monkeypatch):
-    module = SequenceModule(tiny_vrnn(), torch.optim.AdamW, data_metadata={})
+    module = SequenceModule(tiny_vrnn(), torch.optim.AdamW, data_metadata={}, cuda_graphs=True)
     trainer = fake_gpu_trainer(monkeypatch, accumulate_grad_batches=1)
     trainer.datamodule = type("Streams", (), {"carries_state": True})()
     module._trainer = trainer
-    with caplog.at_level(logging.INFO, logger="vrnn_lightning.training.module"):
+    with caplog.at_level(logging.INFO, logger="vrnn_lightning.training.cuda_graphs"):
         module.decide_graphs()
     assert module.graphs is None
     assert [r.getMessage() for r in caplog.records] == [
-        "CUDA graphs: off: the data carries the state from window to window (data.stateful), which graphs do not"
+        "CUDA graphs: off, the model runs eager: the data carries the state from window to window "
+        "(data.stateful), which graphs do not"
     ]
     trainer.datamodule.carries_state = False
     module.decide_graphs()
     assert module.graphs is not None  # one GPU, float32, no carried state: on
+
+
+def test_auto_runs_eager_on_a_gpu_until_a_card_has_passed_the_check_and_true_opts_in(caplog, monkeypatch):
+    """No card has run the capture yet: the default must not take a path no GPU has checked."""
+    from vrnn_lightning.training import cuda_graphs
+
+    monkeypatch.setattr(cuda_graphs, "CHECKED_ON", None)
+    said = {}
+    for setting in ("auto", True, False):
+        module = SequenceModule(tiny_vrnn(), torch.optim.AdamW, data_metadata={}, cuda_graphs=setting)
+        module._trainer = fake_gpu_trainer(monkeypatch, accumulate_grad_batches=1)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="vrnn_lightning.training.cuda_graphs"):
+            module.decide_graphs()
+        said[setting] = ([r.getMessage() for r in caplog.records], module.graphs is not None)
+    assert said["auto"] == (
+        [
+            "CUDA graphs: off, the model runs eager: module.cuda_graphs=auto runs eager until "
+            "benchmarks/gpu_check.sh has passed on a card (docs/speed.md); module.cuda_graphs=true opts in"
+        ],
+        False,
+    )
+    assert said[True] == (
+        ["CUDA graphs: on (module.cuda_graphs=true, opted in, not yet checked on a card; false turns them off)"],
+        True,
+    )
+    assert said[False] == (["CUDA graphs: off, the model runs eager: module.cuda_graphs=false"], False)
+    # The commit that records a passing check sets CHECKED_ON, and auto is graphs again
+    monkeypatch.setattr(cuda_graphs, "CHECKED_ON", "NVIDIA H100, torch 2.13.0, CUDA 12.8, 2027-01-01")
+    module = SequenceModule(tiny_vrnn(), torch.optim.AdamW, data_metadata={})
+    module._trainer = fake_gpu_trainer(monkeypatch, accumulate_grad_batches=1)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="vrnn_lightning.training.cuda_graphs"):
+        module.decide_graphs()
+    assert module.graphs is not None
+    assert "checked on NVIDIA H100" in caplog.records[0].getMessage()

@@ -32,6 +32,12 @@ from vrnn_lightning.models.distributions import DiagonalGaussian
 
 log = logging.getLogger(__name__)
 
+# The card, torch and CUDA versions on which `bash benchmarks/gpu_check.sh` last passed, and its date; None until
+# one has. Until then `module.cuda_graphs=auto` runs eager on a GPU and graphs are opt-in
+# (`module.cuda_graphs=true`): a silently stale graph would give wrong figures, and no card has run this code yet.
+# The commit that records a passing check in docs/speed.md sets this, which turns `auto` back to graphs.
+CHECKED_ON: str | None = None
+
 
 class TensorPass(nn.Module):
     """The model's teacher-forced pass with tensors out, what a graph can capture: the `SequenceOutput` fields
@@ -268,3 +274,41 @@ class GraphedPasses:
     def padded(x: Tensor, mask: Tensor, noise: Tensor | None, rows: int, steps: int) -> tuple[Tensor, ...]:
         inputs = (pad_to(x, rows, steps), pad_to(mask, rows, steps))
         return inputs if noise is None else (*inputs, pad_to(noise, rows, steps))
+
+
+def why_not_graphed(setting: bool | str, device: torch.device, trainer: Any, model: SequenceModel) -> str | None:
+    """Why the model's pass runs eager under `module.cuda_graphs=setting` (one line), or None where it is
+    replayed as CUDA graphs. `trainer` may be None (a module used without one)."""
+    if setting is False:
+        return "module.cuda_graphs=false"
+    if device.type != "cuda":
+        return "the model is not on a CUDA GPU"
+    if setting == "auto" and CHECKED_ON is None:
+        return (
+            "module.cuda_graphs=auto runs eager until benchmarks/gpu_check.sh has passed on a card "
+            "(docs/speed.md); module.cuda_graphs=true opts in"
+        )
+    if trainer is not None and trainer.world_size > 1:
+        return "under DDP the gradient all-reduce hooks run eager (module.cuda_graphs applies to one GPU)"
+    if trainer is not None and str(trainer.precision) not in ("32-true", "32"):
+        return f"precision {trainer.precision} runs eager (graphs are captured in float32)"
+    if model.config.get("compile"):
+        return "model.compile runs its own compiled loop"
+    if trainer is not None and getattr(trainer, "accumulate_grad_batches", 1) > 1:
+        # A graph's gradients alias its static buffers: the next replay overwrites p.grad before it is added to
+        return "trainer.accumulate_grad_batches > 1 (a graph's next replay overwrites the gradients)"
+    if getattr(getattr(trainer, "datamodule", None), "carries_state", False):
+        return "the data carries the state from window to window (data.stateful), which graphs do not"
+    return None
+
+
+def graphs_for(setting: bool | str, device: torch.device, trainer: Any, model: SequenceModel) -> GraphedPasses | None:
+    """The model's passes as CUDA graphs where `module.cuda_graphs` and the run allow them, else None; either
+    way the log says in one line which path the run takes and why."""
+    reason = why_not_graphed(setting, device, trainer, model)
+    if reason is not None:
+        log.info("CUDA graphs: off, the model runs eager: %s", reason)
+        return None
+    checked = f"checked on {CHECKED_ON}" if CHECKED_ON else "opted in, not yet checked on a card"
+    log.info("CUDA graphs: on (module.cuda_graphs=%s, %s; false turns them off)", str(setting).lower(), checked)
+    return GraphedPasses(model)

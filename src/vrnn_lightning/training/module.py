@@ -25,7 +25,7 @@ from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.models import SequenceModel, SequenceOutput
 from vrnn_lightning.models.base import detach_state
 from vrnn_lightning.models.objectives import RESAMPLING, Filtered, fivo_bound, mean_weight, trajectories
-from vrnn_lightning.training.cuda_graphs import GraphedPasses
+from vrnn_lightning.training.cuda_graphs import GraphedPasses, graphs_for
 from vrnn_lightning.training.schedules import kl_weight, warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -98,31 +98,9 @@ class SequenceModule(L.LightningModule):
         return torch.randn(len(x) * samples, x.shape[1], self.model.latent_dim, device=x.device, dtype=dtype)
 
     def decide_graphs(self) -> None:
-        """Whether the model's pass runs as CUDA graphs (`module.cuda_graphs`: auto, on where they apply; false,
-        never); where they do not apply, the log says why, once."""
+        """Whether the model's pass runs as CUDA graphs (`training/cuda_graphs.py` decides and logs why)."""
         self.graphs_decided = True
-        if self.hparams.cuda_graphs is False:
-            return
-        trainer = self._trainer
-        reason = None
-        if self.device.type != "cuda":
-            reason = "off: the model is not on a CUDA GPU"
-        elif trainer is not None and trainer.world_size > 1:
-            reason = "off: under DDP the gradient all-reduce hooks run eager (module.cuda_graphs applies to one GPU)"
-        elif trainer is not None and str(trainer.precision) not in ("32-true", "32"):
-            reason = f"off: precision {trainer.precision} runs eager (graphs are captured in float32)"
-        elif self.model.config.get("compile"):
-            reason = "off: model.compile runs its own compiled loop"
-        elif trainer is not None and getattr(trainer, "accumulate_grad_batches", 1) > 1:
-            # A graph's gradients alias its static buffers: the next replay overwrites p.grad before it is added to
-            reason = "off: trainer.accumulate_grad_batches > 1 (a graph's next replay overwrites the gradients)"
-        elif getattr(getattr(trainer, "datamodule", None), "carries_state", False):
-            reason = "off: the data carries the state from window to window (data.stateful), which graphs do not"
-        if reason is not None:
-            log.info("CUDA graphs: %s", reason)
-            return
-        log.info("CUDA graphs: on (module.cuda_graphs=false turns them off)")
-        self.graphs = GraphedPasses(self.model)
+        self.graphs = graphs_for(self.hparams.cuda_graphs, self.device, self._trainer, self.model)
 
     def run_model(self, x: Tensor, mask: Tensor, state: Any = None, samples: int = 1) -> SequenceOutput:
         """The model's pass with noise drawn here, `samples` trajectories per sequence of x (rows b*K .. b*K+K-1
