@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 from omegaconf import DictConfig
 
 from vrnn_lightning.data.base import figure_value
@@ -50,7 +50,7 @@ def check_accelerator(accelerator: str, compile_mode: object, cuda_graphs: objec
     if cuda_graphs is True and on_cpu:
         raise ConfigError(
             "module.cuda_graphs=true replays the model as CUDA graphs, which need a GPU; use module.cuda_graphs=auto "
-            "(graphs where there is a GPU, eager elsewhere) or false"
+            "(eager on the CPU) or false"
         )
     if compile_mode in CUDA_GRAPH_MODES and on_cpu:
         raise ConfigError(
@@ -72,10 +72,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         datamodule.prepare_data()  # download and checksum now: a bad file is one line, before the trainer's logs
     model = instantiate(cfg.model, likelihood={"x_dim": datamodule.x_dim})
     module = instantiate(cfg.module, model=model, data_metadata=datamodule.metadata, _convert_="all")
-    # `callbacks.progress_bar=null` (or `logger=null`) switches one off.
+    # `callbacks.progress_bar=null` switches one callback off, `~logger` every logger.
     # A tracker that fails mid-run is left out with a warning (launch/trackers.py); TensorBoard is not guarded
     loggers = [guarded(instantiate(c)) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if not loggers:  # `~logger`: Lightning refuses a learning-rate monitor with nothing to write to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     # Without a progress-bar callback (callbacks.progress_bar=null) there is none: Lightning would add its own.
     progress = any(isinstance(c, ProgressBar) for c in callbacks)
     trainer: L.Trainer = instantiate(

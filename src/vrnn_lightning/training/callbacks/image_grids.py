@@ -6,6 +6,7 @@ import lightning as L
 
 from vrnn_lightning.data.images import picture_grids
 from vrnn_lightning.data.piano_rolls import piano_roll_pictures
+from vrnn_lightning.training.callbacks.draws import own_random_stream
 from vrnn_lightning.training.callbacks.tensorboard import tensorboard_of
 
 
@@ -41,6 +42,10 @@ class ImageGrids(FirstValidationBatch):
         experiment = tensorboard_of(trainer)
         if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(experiment, "add_image"):
             return
+        with own_random_stream(pl_module, trainer.global_step):
+            self.draw(experiment, trainer.global_step, pl_module)
+
+    def draw(self, experiment: Any, step: int, pl_module: L.LightningModule) -> None:
         metadata = pl_module.hparams.data_metadata
         if metadata["image_layout"] == "piano_roll":  # pieces of their own lengths, octaves marked, real beside model
             batch = self.first_batch
@@ -48,7 +53,7 @@ class ImageGrids(FirstValidationBatch):
                 pl_module.model, batch.x, batch.mask, metadata["lowest_midi"], max_steps=self.max_steps
             )
             for name, picture in pictures.items():
-                experiment.add_image(name, picture, trainer.global_step, dataformats="HWC")
+                experiment.add_image(name, picture, step, dataformats="HWC")
             return
         for name, grid in picture_grids(pl_module.model, self.first_batch.x, metadata["image_layout"]).items():
-            experiment.add_image(name, grid, trainer.global_step, dataformats="HW")
+            experiment.add_image(name, grid, step, dataformats="HW")

@@ -4,6 +4,7 @@ import lightning as L
 
 from vrnn_lightning.data.line_plots import line_plot_figure, line_plot_panels
 from vrnn_lightning.data.real_valued import denormalize
+from vrnn_lightning.training.callbacks.draws import own_random_stream
 from vrnn_lightning.training.callbacks.image_grids import FirstValidationBatch
 from vrnn_lightning.training.callbacks.tensorboard import tensorboard_of
 
@@ -20,7 +21,8 @@ class LinePlots(FirstValidationBatch):
         experiment = tensorboard_of(trainer)
         if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(experiment, "add_figure"):
             return
-        panels, masks = line_plot_panels(pl_module.model, self.first_batch.x, self.first_batch.mask)
+        with own_random_stream(pl_module, trainer.global_step):
+            panels, masks = line_plot_panels(pl_module.model, self.first_batch.x, self.first_batch.mask)
         normalization = pl_module.hparams.data_metadata["normalization"]
         panels = {name: denormalize(x, normalization) for name, x in panels.items()}
         experiment.add_figure("sequences", line_plot_figure(panels, self.dims, masks), trainer.global_step)

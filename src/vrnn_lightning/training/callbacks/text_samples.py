@@ -3,6 +3,7 @@
 import lightning as L
 
 from vrnn_lightning.data.text import Vocabulary, sample_text
+from vrnn_lightning.training.callbacks.draws import own_random_stream
 from vrnn_lightning.training.callbacks.tensorboard import tensorboard_of
 
 
@@ -21,6 +22,7 @@ class TextSamples(L.Callback):
         if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(experiment, "add_text"):
             return
         vocab = Vocabulary(pl_module.hparams.data_metadata["vocab"])
-        text = sample_text(pl_module.model, vocab, self.prompt, self.length, self.temperature)
+        with own_random_stream(pl_module, trainer.global_step):
+            text = sample_text(pl_module.model, vocab, self.prompt, self.length, self.temperature)
         # Markdown would eat the line breaks of verse; an indented block keeps them.
         experiment.add_text("samples", "    " + text.replace("\n", "\n    "), trainer.global_step)
