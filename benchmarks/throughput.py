@@ -39,8 +39,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from vrnn_lightning.models import DMM, SRNN, STORN, Categorical
 from vrnn_lightning.models.base import full_mask
-from vrnn_lightning.models.objectives import fivo_bound
 from vrnn_lightning.models.reference import per_step_forward
+from vrnn_lightning.objectives.bounds import fivo_bound
 from vrnn_lightning.training.cuda_graphs import GraphedPasses
 
 CONF = Path(__file__).resolve().parents[1] / "src" / "vrnn_lightning" / "conf"

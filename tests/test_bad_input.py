@@ -379,20 +379,32 @@ EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
         ["model.z_feat_dim is not a setting of DMM", "its settings are"],
     ),
     "FIVO without latent variables": (
-        lambda f, c: ["train", "model=rnn", "module.objective=fivo"],
-        ["module.objective=fivo cannot run RNN: it has no latent variables"],
+        lambda f, c: ["train", "model=rnn", "objective=fivo"],
+        ["objective=fivo cannot train RNN: it has no latent variables"],
     ),
     "a resampling threshold above one": (
-        lambda f, c: ["train", *TINY, "module.objective=fivo", "module.resample_threshold=1.5"],
-        ["module.resample_threshold=1.5 is not valid", "from 0 to 1"],
+        lambda f, c: ["train", *TINY, "objective=fivo", "objective.resample_threshold=1.5"],
+        ["objective.resample_threshold must be a number from 0 to 1, got 1.5"],
     ),
     "an unknown resampling scheme": (
-        lambda f, c: ["train", *TINY, "module.objective=fivo", "module.resampling=stratified"],
-        ["module.resampling='stratified' is not valid", "multinomial, systematic"],
+        lambda f, c: ["train", *TINY, "objective=fivo", "objective.resampling=stratified"],
+        ["objective.resampling must be one of multinomial, systematic, got 'stratified'"],
     ),
     "FIVO with no particles": (
-        lambda f, c: ["train", *TINY, "module.objective=fivo", "module.train_samples=0"],
-        ["module.train_samples=0 is not valid"],
+        lambda f, c: ["train", *TINY, "objective=fivo", "objective.samples=0"],
+        ["objective.samples must be a whole number >= 1, got 0"],
+    ),
+    "an objective setting by its old name": (
+        lambda f, c: ["train", *TINY, "module.objective=fivo"],
+        ["module.objective has moved", "use objective=<elbo|iwae|fivo>"],
+    ),
+    "an experiment's ELBO setting under FIVO": (
+        lambda f, c: ["train", "experiment=polyphonic_srnn", "objective=fivo"],
+        ["objective.kl_warmup_steps is not a setting of FIVO", "drop it with ~objective.kl_warmup_steps"],
+    ),
+    "FIVO on carried state": (
+        lambda f, c: ["train", *TINY, "data.stateful=true", "objective=fivo"],
+        ["objective=fivo draws K trajectories per window and cannot carry one state between windows"],
     ),
     "an MLflow store under a file": (
         lambda f, c: ["train", *TINY, "logger=mlflow", f"logger.mlflow.tracking_uri=sqlite:///{make_file(f)}/runs.db"],

@@ -68,7 +68,7 @@ def test_sample_config_composes_and_requires_a_checkpoint():
 def test_latent_remedies_sweep_builds_on_the_reference_run():
     cfg = compose_train(["experiment=latent_remedies"])
     assert cfg.model.z_dim == 32 and cfg.task_name == "latent_remedies"
-    assert set(cfg.hydra.sweeper.params) == {"module.free_bits", "module.kl_warmup_steps"}
+    assert set(cfg.hydra.sweeper.params) == {"objective.free_bits", "objective.kl_warmup_steps"}
 
 
 @pytest.mark.slow
@@ -95,7 +95,7 @@ def test_the_overrides_the_readme_shows_compose():
         ["trainer.limit_train_batches=0.5"],
         ["trainer.max_steps=-1"],
         ["data=polyphonic", "data.max_len=2"],
-        ["module.objective=iwae", "module.train_samples=3"],
+        ["objective=iwae", "objective.samples=3"],
     ],
 )
 def test_values_a_run_can_use_pass_the_up_front_checks(overrides):
@@ -108,7 +108,8 @@ def test_values_a_run_can_use_pass_the_up_front_checks(overrides):
         (["module.optimizer.lr=0"], "module.optimizer.lr=0 is not valid: it must be a number > 0"),
         (["trainer.limit_val_batches=1.5"], "trainer.limit_val_batches=1.5"),
         (["data=polyphonic", "data.max_len=1"], "data.max_len=1"),
-        (["module.train_samples=0"], "module.train_samples=0"),
+        (["objective=iwae", "objective.samples=0"], "objective.samples must be a whole number >= 1, got 0"),
+        (["+module.train_samples=4"], "module.train_samples has moved"),
         (["model.posterior=future"], "model.posterior must be 'filtering' or 'smoothing', got 'future'"),
         (["model=srnn", "model.resq=1"], "model.resq must be true or false, got 1"),
         (["model=storn", "model.posterior=smoothing"], "model.posterior must be 'filtering', got 'smoothing'"),

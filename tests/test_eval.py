@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from tests.helpers.runs import TINY_TRAINER, run_main
-from vrnn_lightning.eval import carried_state_metrics, iw_log_likelihood
+from vrnn_lightning.eval import carried_state_metrics, chunked_bound
 from vrnn_lightning.models import VRNN, Categorical
+from vrnn_lightning.objectives import IWAE
 
 pytestmark = pytest.mark.slow  # end-to-end runs, and statistics over hundreds of draws
 
@@ -45,7 +46,7 @@ def test_iw_bound_with_one_sample_is_the_elbo_in_expectation(trained_vrnn):
     """K = 1 samples the KL where the ELBO takes it analytically: equal means, within 4 standard errors."""
     model, x = trained_vrnn
     torch.manual_seed(0)
-    iw = torch.stack([iw_log_likelihood(model, x, torch.ones(x.shape), samples=1, chunk=64) for _ in range(400)])
+    iw = torch.stack([chunked_bound(IWAE(samples=1), model, x, torch.ones(x.shape), chunk=64) for _ in range(400)])
     elbo = elbo_draws(model, x, 400)
     standard_error = (iw.var(0) / 400 + elbo.var(0) / 400).sqrt()
     assert ((iw.mean(0) - elbo.mean(0)).abs() < 4 * standard_error).all()
@@ -57,7 +58,7 @@ def test_iw_bound_with_64_samples_is_no_looser_than_the_elbo(trained_vrnn):
     torch.manual_seed(0)
     elbo_nll = -elbo_draws(model, x, 400).mean(0)
     iw_nll = -torch.stack(
-        [iw_log_likelihood(model, x, torch.ones(x.shape), samples=64, chunk=512) for _ in range(5)]
+        [chunked_bound(IWAE(samples=64), model, x, torch.ones(x.shape), chunk=512) for _ in range(5)]
     ).mean(0)
     assert iw_nll.sum() < elbo_nll.sum()
 

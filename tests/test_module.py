@@ -7,6 +7,7 @@ from vrnn_lightning.data.base import figure, full_batch
 from vrnn_lightning.data.text import Vocabulary, sample_text
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.models import VRNN, Categorical
+from vrnn_lightning.objectives import ELBO, FIVO, IWAE
 from vrnn_lightning.training.checkpoints import load_module
 from vrnn_lightning.training.module import SequenceModule
 from vrnn_lightning.training.schedules import warmup_cosine
@@ -19,10 +20,10 @@ METADATA = {
 }
 
 
-def small_module(**kwargs) -> SequenceModule:
+def small_module(objective=None, **kwargs) -> SequenceModule:
     torch.manual_seed(0)
     model = VRNN(Categorical(len(VOCAB)), h_dim=16, z_dim=4, x_feat_dim=8, z_feat_dim=8, hidden_dim=12)
-    return SequenceModule(model=model, optimizer=torch.optim.AdamW, data_metadata=METADATA, **kwargs)
+    return SequenceModule(model, torch.optim.AdamW, data_metadata=METADATA, objective=objective, **kwargs)
 
 
 def test_warmup_then_cosine_to_the_floor():
@@ -33,9 +34,8 @@ def test_warmup_then_cosine_to_the_floor():
 
 
 def test_kl_warmup_ramps_beta_from_zero_to_one():
-    module = small_module(kl_warmup_steps=100)
-    assert module.beta() == 0.0  # global_step is 0 before training
-    assert small_module().beta() == 1.0
+    assert ELBO(kl_warmup_steps=100).beta(0) == 0.0 and ELBO(kl_warmup_steps=100).beta(50) == 0.5
+    assert ELBO().beta(0) == 1.0
 
 
 def capture_logs(module: SequenceModule, monkeypatch) -> dict:
@@ -46,7 +46,7 @@ def capture_logs(module: SequenceModule, monkeypatch) -> dict:
 
 
 def test_shared_step_loss_is_recon_plus_beta_kl_and_the_data_figures_follow(monkeypatch):
-    module = small_module(kl_warmup_steps=4)
+    module = small_module(ELBO(kl_warmup_steps=4))
     logged = capture_logs(module, monkeypatch)
     monkeypatch.setattr(SequenceModule, "global_step", property(lambda self: 1))
     batch = full_batch(torch.randint(0, len(VOCAB), (3, 9)))
@@ -92,31 +92,41 @@ def test_sample_text_names_characters_outside_the_vocabulary():
 
 
 def test_checkpoint_alone_rebuilds_module_model_and_metadata(tmp_path):
-    module = small_module(free_bits=0.25)
+    module = small_module(ELBO(free_bits=0.25))
     checkpoint = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
     module.on_save_checkpoint(checkpoint)
     loaded = load_module(checkpoint)
-    assert loaded.hparams.data_metadata == METADATA and loaded.hparams.free_bits == 0.25
+    assert loaded.hparams.data_metadata == METADATA and loaded.objective.free_bits == 0.25
     vocab = Vocabulary(VOCAB)
     assert sample_text(loaded.model, vocab, "ab", 30, seed=1) == sample_text(module.model, vocab, "ab", 30, seed=1)
 
 
 def test_free_bits_floor_each_dimension_of_the_kl_objective():
-    module = small_module(free_bits=0.5)
-    out = module.model(torch.randint(0, len(VOCAB), (4, 6)))
+    out = small_module().model(torch.randint(0, len(VOCAB), (4, 6)))
     per_dim = out.posterior.kl_per_dim(out.prior).flatten(0, 1).mean(0)
-    assert torch.allclose(module.kl_objective(out), per_dim.clamp_min(0.5).sum())
-    assert module.kl_objective(out) >= 0.5 * per_dim.numel()
-    assert torch.allclose(small_module().kl_objective(out), out.kl.mean())
+    assert torch.allclose(ELBO(free_bits=0.5).kl_term(out), per_dim.clamp_min(0.5).sum())
+    assert ELBO(free_bits=0.5).kl_term(out) >= 0.5 * per_dim.numel()
+    assert torch.allclose(ELBO().kl_term(out), out.kl.mean())
 
 
-def test_negative_free_bits_are_refused():
-    with pytest.raises(ValueError, match="module.free_bits must be >= 0"):
-        small_module(free_bits=-1.0)
+def test_a_checkpoint_of_the_version_before_objectives_were_components_loads_its_objective():
+    module = small_module()
+    old = {k: v for k, v in module.hparams.items() if k != "objective"}
+    for settings, expected in (
+        (dict(objective="elbo", free_bits=0.25, kl_warmup_steps=7, train_samples=1), ELBO(7, 0.25)),
+        (dict(objective="iwae", train_samples=16, free_bits=0.0, kl_warmup_steps=0), IWAE(16)),
+        (
+            dict(objective="fivo", train_samples=4, resample_threshold=0.3, resampling="systematic"),
+            FIVO(4, 0.3, "systematic"),
+        ),
+    ):
+        checkpoint = {"state_dict": module.state_dict(), "hyper_parameters": {**old, **settings}}
+        module.on_save_checkpoint(checkpoint)
+        assert load_module(checkpoint).objective.config == expected.config
 
 
 def test_iwae_objective_is_the_importance_weighted_bound_and_tighter_than_the_elbo(monkeypatch):
-    module = small_module(objective="iwae", train_samples=16)
+    module = small_module(IWAE(samples=16))
     logged = capture_logs(module, monkeypatch)
     batch = full_batch(torch.randint(0, len(VOCAB), (3, 9)))
     torch.manual_seed(0)
@@ -129,19 +139,18 @@ def test_iwae_objective_is_the_importance_weighted_bound_and_tighter_than_the_el
 
 
 @pytest.mark.parametrize(
-    "options, message",
+    "build, message",
     [
-        (dict(objective="vimco"), "module.objective must be 'elbo', 'iwae' or 'fivo'"),
-        (dict(objective="fivo", resample_threshold=1.5), "module.resample_threshold must be a number from 0 to 1"),
-        (dict(objective="fivo", resampling="stratified"), "module.resampling must be one of multinomial, systematic"),
-        (dict(objective="fivo", kl_warmup_steps=10), "module.objective=fivo trains on its bound itself"),
-        (dict(objective="iwae", train_samples=0), "module.train_samples must be a whole number >= 1"),
-        (dict(objective="iwae", train_samples=4, free_bits=0.1), "unset module.free_bits"),
+        (lambda: FIVO(resample_threshold=1.5), "objective.resample_threshold must be a number from 0 to 1"),
+        (lambda: FIVO(resampling="stratified"), "objective.resampling must be one of multinomial, systematic"),
+        (lambda: IWAE(samples=0), "objective.samples must be a whole number >= 1"),
+        (lambda: ELBO(free_bits=-1.0), "objective.free_bits must be >= 0"),
+        (lambda: ELBO(kl_warmup_steps=-1), "objective.kl_warmup_steps must be a whole number >= 0"),
     ],
 )
-def test_bad_objective_options_are_one_line(options, message):
+def test_bad_objective_settings_are_one_line(build, message):
     with pytest.raises(ValueError, match=message):
-        small_module(**options)
+        build()
 
 
 def test_a_continuing_training_batch_starts_from_the_last_windows_state(monkeypatch):
@@ -164,10 +173,10 @@ def test_a_continuing_training_batch_starts_from_the_last_windows_state(monkeypa
 
 
 def test_the_iwae_objective_refuses_a_continuing_batch(monkeypatch):
-    module = small_module(objective="iwae", train_samples=2)
+    module = small_module(IWAE(samples=2))
     capture_logs(module, monkeypatch)
     batch = full_batch(torch.randint(0, len(VOCAB), (2, 8)))._replace(first=False)
-    with pytest.raises(ConfigError, match="use module.objective=elbo with data.stateful=true"):
+    with pytest.raises(ConfigError, match="use objective=elbo with data.stateful=true"):
         module.training_step(batch, 0)
 
 
@@ -185,3 +194,30 @@ def test_validation_streams_carry_their_own_state_apart_from_training(monkeypatc
     expected = module.model(stream[:, 6:], torch.ones(2, 6), state=validation_state)
     assert torch.allclose(out.recon, expected.recon) and torch.allclose(out.kl, expected.kl)
     assert module.carried_states["train"] is trained_state  # validation leaves the training streams alone
+
+
+@pytest.mark.parametrize("objective, figure", [(IWAE(samples=3), "iw_bound"), (FIVO(samples=3), "fivo_bound")])
+def test_validation_logs_the_trained_objective_s_own_bound_beside_the_elbo(objective, figure, monkeypatch):
+    module = small_module(objective)
+    logged = capture_logs(module, monkeypatch)
+    batch = full_batch(torch.randint(0, len(VOCAB), (3, 9)))
+    torch.manual_seed(4)
+    module.validation_step(batch, 0)
+    torch.manual_seed(4)
+    module.model(batch.x)  # the ELBO pass's draw, then the objective's own
+    expected = -objective.bound(module.model, batch.x, batch.mask).sum() / 27
+    assert torch.allclose(logged[f"val/{figure}"], expected)
+    assert {"val/loss", "val/recon", "val/kl"} <= set(logged)
+    elbo_run = small_module()
+    elbo_logged = capture_logs(elbo_run, monkeypatch)
+    elbo_run.validation_step(batch, 0)
+    assert not any(name.endswith("_bound") for name in elbo_logged)  # the ELBO is val/loss itself
+
+
+def test_checkpoints_are_chosen_by_the_trained_objective_s_bound():
+    from vrnn_lightning.objectives.base import judged_by
+
+    assert judged_by("vrnn_lightning.objectives.ELBO") == "val/loss"
+    assert judged_by("vrnn_lightning.objectives.IWAE") == "val/iw_bound"
+    assert judged_by("vrnn_lightning.objectives.FIVO") == "val/fivo_bound"
+    assert judged_by("my_package.MyObjective") == "val/loss"  # a user's own class that is not an Objective

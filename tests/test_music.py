@@ -29,8 +29,8 @@ def music_run(tmp_path_factory):
         "data.max_len=16",
         "data.batches_per_epoch=3",
         "model.posterior=smoothing",
-        "module.objective=iwae",
-        "module.train_samples=3",
+        "objective=iwae",
+        "objective.samples=3",
     ]
     result = run_main("train", *overrides, f"hydra.run.dir={root / 'run'}", cwd=root)
     return result, root

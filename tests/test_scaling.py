@@ -88,7 +88,7 @@ def test_optuna_search_runs_two_trials_and_names_the_best(tmp_path):
     trials = [json.loads((sweep_dir / str(i) / "metrics.json").read_text()) for i in range(2)]
     assert best["best_value"] == pytest.approx(min(t["best_val_bpc"] for t in trials))
     # model.z_dim and model.h_dim are fixed by TINY's overrides, which the sweeper leaves out of the search
-    assert set(best["best_params"]) == {"module.optimizer.lr", "module.free_bits", "module.kl_warmup_steps"}
+    assert set(best["best_params"]) == {"module.optimizer.lr", "objective.free_bits", "objective.kl_warmup_steps"}
     assert len(read_summary(sweep_dir)) == 2
 
 

@@ -130,10 +130,29 @@ def check_default(path: Path, root: Path, key: str, option: object, folders: lis
         )
 
 
+# Settings that moved to the objective's own config (conf/objective/): old spelling -> new
+MOVED = {
+    "module.objective": "objective=<elbo|iwae|fivo>",
+    "module.train_samples": "objective.samples",
+    "module.free_bits": "objective.free_bits",
+    "module.kl_warmup_steps": "objective.kl_warmup_steps",
+    "module.resample_threshold": "objective.resample_threshold",
+    "module.resampling": "objective.resampling",
+}
+
+
+def moved_message(old: str) -> str:
+    return f"{old} has moved: the objective's settings are its own now; use {MOVED[old]} (conf/objective/)"
+
+
 def check_group_choices(overrides: Sequence[str], config_dir: Path = CONFIG_DIR) -> None:
     """Name an unknown option of a config group (`trainer=tpu`, `experiment=my_run`) in one line, before
     Hydra's many-line report, saying where it looked: the packaged configs and the user's own folders. Groups
     that plugins provide (hydra/launcher=..., hydra/sweeper=...) are left to Hydra."""
+    for override in overrides:
+        key = override.partition("=")[0].lstrip("+~")
+        if key in MOVED:
+            raise ConfigError(moved_message(key))
     check_user_configs(overrides, config_dir)
     folders = [config_dir, *user_config_dirs(overrides)]
     for override in overrides:

@@ -4,8 +4,8 @@ On the checkpoint's own test data (its data settings, overridable with data.*=):
 reconstruction parts; the bound per step, per sequence and in the data's own figures (bits per character for
 text); with eval.iw_samples=K the importance-weighted bound (K trajectories from the filtering posterior,
 log-mean-exp of their weights), which is tighter; with eval.fivo_samples=K the FIVO bound of a particle filter
-of K particles resampled step by step (models whose posterior reads no future step); KL per latent dimension and
-active units. With
+of K particles resampled step by step (any posterior); each bound is computed by the objective that trains on it
+(`objectives/`); KL per latent dimension and active units. With
 eval.stateful=true (text), also the bounds with the recurrent state carried along eval.streams contiguous streams
 (`carried_*`; see `carried_state_metrics`); split=heldout is the text's whole last 10%. Writes metrics.json.
 """
@@ -25,30 +25,18 @@ from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_err
 from vrnn_lightning.launch.config_checks import check_against_checkpoint, check_config
 from vrnn_lightning.models import SequenceModel
 from vrnn_lightning.models.base import select_state
-from vrnn_lightning.models.objectives import fivo_bound, iw_bound, mean_weight
+from vrnn_lightning.objectives import FIVO, IWAE, Objective
+from vrnn_lightning.objectives.bounds import mean_weight, resample
 from vrnn_lightning.training.checkpoints import datamodule_from_checkpoint, load_module, read_checkpoint
 from vrnn_lightning.training.metrics import LatentUsage
 
 
-def iw_log_likelihood(model: SequenceModel, x: Tensor, mask: Tensor, samples: int, chunk: int) -> Tensor:
-    """log p(x) estimates (B,): log (1/K) sum_k w_k with w_k = p(x, z_k) / q(z_k | x), z_k ~ q. A lower bound on
-    log p(x) in expectation, tightening as K grows; K = 1 is the ELBO's single-sample estimate. At most `chunk`
-    sequence-steps (sequences x K x steps) are evaluated at once: memory grows with the pieces' length too."""
-    per_chunk = max(1, chunk // (samples * x.shape[1]))
+def chunked_bound(objective: Objective, model: SequenceModel, x: Tensor, mask: Tensor, chunk: int) -> Tensor:
+    """The objective's bound on log p(x) per sequence (B,), in float64, at most `chunk` sequence-steps (sequences
+    x K x steps) at once: memory grows with K and with the pieces' length."""
+    per_chunk = max(1, chunk // (getattr(objective, "samples", 1) * x.shape[1]))
     parts = zip(x.split(per_chunk), mask.split(per_chunk), strict=True)
-    return torch.cat([iw_bound(model, part, part_mask, samples).double() for part, part_mask in parts])
-
-
-def fivo_log_likelihood(model: SequenceModel, x: Tensor, mask: Tensor, cfg: DictConfig) -> Tensor:
-    """The FIVO bound (B,) of `eval.fivo_samples` particles per sequence, in chunks of at most `eval.iw_chunk`
-    sequence-steps (`models/objectives.py`)."""
-    k = cfg.eval.fivo_samples
-    per_chunk = max(1, cfg.eval.iw_chunk // (k * x.shape[1]))
-    bounds = []
-    for part, part_mask in zip(x.split(per_chunk), mask.split(per_chunk), strict=True):
-        filtered = fivo_bound(model, part, part_mask, k, cfg.eval.resample_threshold, cfg.eval.resampling)
-        bounds.append(filtered.bound.double())
-    return torch.cat(bounds)
+    return torch.cat([objective.bound(model, part, part_mask).double() for part, part_mask in parts])
 
 
 def data_overrides(cfg: DictConfig) -> dict[str, Any]:
@@ -90,7 +78,14 @@ def evaluate(cfg: DictConfig) -> dict:
     streams = datamodule.streams(cfg.split, cfg.eval.streams, window_length(loader)) if cfg.eval.stateful else None
 
     fivo_samples = cfg.eval.get("fivo_samples") if model.latent_dim else None
-    recon = kl = iw = fivo = 0.0
+    # The bounds asked for, computed by the objectives that train on them (objectives/)
+    bounds: dict[str, Objective] = {}
+    if iw_samples and model.latent_dim:
+        bounds["iw_bound"] = IWAE(samples=iw_samples)
+    if fivo_samples:
+        bounds["fivo_bound"] = FIVO(fivo_samples, cfg.eval.resample_threshold, cfg.eval.resampling)
+    totals = dict.fromkeys(bounds, 0.0)
+    recon = kl = iw = 0.0
     steps = sequences = 0
     usage = LatentUsage(model.latent_dim).to(device) if model.latent_dim else None
     for batch in loader:
@@ -104,10 +99,8 @@ def evaluate(cfg: DictConfig) -> dict:
             usage.update(out)
         if iw_samples and not model.latent_dim:  # no latents: every trajectory is the one pass above, exact
             iw += (out.recon + out.kl).sum().item()
-        elif iw_samples:
-            iw -= iw_log_likelihood(model, x, mask, iw_samples, cfg.eval.iw_chunk).sum().item()
-        if fivo_samples:
-            fivo -= fivo_log_likelihood(model, x, mask, cfg).sum().item()
+        for kind, objective in bounds.items():
+            totals[kind] -= chunked_bound(objective, model, x, mask, cfg.eval.iw_chunk).sum().item()
 
     unit = metadata["step_unit"]
     metrics = {
@@ -121,10 +114,11 @@ def evaluate(cfg: DictConfig) -> dict:
     }
     if iw_samples:
         metrics["iw_samples"] = iw_samples
-        metrics.update(bound_metrics("iw_bound", iw, steps, sequences, metadata))
+        total = totals.get("iw_bound", iw)  # without latents, the exact likelihood
+        metrics.update(bound_metrics("iw_bound", total, steps, sequences, metadata))
     if fivo_samples:
         metrics["fivo_samples"] = fivo_samples
-        metrics.update(bound_metrics("fivo_bound", fivo, steps, sequences, metadata))
+        metrics.update(bound_metrics("fivo_bound", totals["fivo_bound"], steps, sequences, metadata))
     if usage is not None:
         latents = usage.compute()
         metrics["active_units"] = int(latents["active_units"])
@@ -170,7 +164,7 @@ def carried_state_metrics(
             repeated = model(x.repeat_interleave(k, 0), mask.repeat_interleave(k, 0), state=particles)
             weights = repeated.log_weight().view(len(x), k).double()  # (streams, K)
             iw -= mean_weight(weights).sum().item()
-            chosen = torch.multinomial(torch.softmax(weights, 1).float(), k, replacement=True)  # (streams, K)
+            chosen = resample(weights, "multinomial")  # (streams, K) ancestors in proportion to the weights
             rows = (chosen + k * torch.arange(len(x), device=device).unsqueeze(1)).flatten()
             particles = select_state(repeated.state, rows)
     sequences = len(streams[0].x)

@@ -71,7 +71,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if first_process_on_node():
         datamodule.prepare_data()  # download and checksum now: a bad file is one line, before the trainer's logs
     model = instantiate(cfg.model, likelihood={"x_dim": datamodule.x_dim})
-    module = instantiate(cfg.module, model=model, data_metadata=datamodule.metadata, _convert_="all")
+    objective = instantiate(cfg.objective, _convert_="all")
+    module = instantiate(
+        cfg.module, model=model, objective=objective, data_metadata=datamodule.metadata, _convert_="all"
+    )
     # `callbacks.progress_bar=null` switches one callback off, `~logger` every logger.
     # A tracker that fails mid-run is left out with a warning (launch/trackers.py); TensorBoard is not guarded
     loggers = [guarded(instantiate(c)) for c in (cfg.get("logger") or {}).values() if c is not None]
@@ -83,7 +86,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = instantiate(
         cfg.trainer, logger=loggers or False, callbacks=callbacks, enable_progress_bar=progress
     )
-    log.info("model: %s parameters", f"{sum(p.numel() for p in model.parameters()):,}")
+    log.info(
+        "model: %s parameters; objective: %s", f"{sum(p.numel() for p in model.parameters()):,}", objective.describe()
+    )
     if trainer.is_global_zero:
         announce_settings(trainer.loggers, cfg)
 
@@ -94,10 +99,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     checkpoint_callback = trainer.checkpoint_callback
     if checkpoint_callback is not None and checkpoint_callback.best_model_score is not None:
-        metrics["best_val_loss"] = float(checkpoint_callback.best_model_score)
+        # best_val_loss (the ELBO), best_val_iw_bound or best_val_fivo_bound: what the checkpoint was chosen by
+        best = f"best_{checkpoint_callback.monitor.replace('/', '_')}"
+        metrics[best] = float(checkpoint_callback.best_model_score)
         for name, figure in datamodule.metadata["figures"].items():  # e.g. best_val_bpc, an Optuna objective
-            if figure["per"] == "step":
-                metrics[f"best_val_{name}"] = figure_value(figure, metrics["best_val_loss"], None, None)
+            if figure["per"] == "step" and best == "best_val_loss":
+                metrics[f"best_val_{name}"] = figure_value(figure, metrics[best], None, None)
     if cfg.get("test"):
         best = checkpoint_callback.best_model_path if checkpoint_callback else ""
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)

@@ -10,7 +10,7 @@ import torch
 
 from vrnn_lightning.models import DMM, SRNN, STORN, VRNN, Bernoulli, Categorical, build
 from vrnn_lightning.models.blocks import reverse_within_lengths
-from vrnn_lightning.models.objectives import iw_bound
+from vrnn_lightning.objectives.bounds import iw_bound
 
 SIZES = dict(h_dim=10, z_dim=3, x_feat_dim=6, hidden_dim=9)
 VARIANTS = {

@@ -1,4 +1,4 @@
-"""The bounds of `models/objectives.py`: FIVO against the ELBO's one-sample estimate (K = 1), against the exact
+"""The bounds of `objectives/bounds.py`: FIVO against the ELBO's one-sample estimate (K = 1), against the exact
 log p(x) of a linear-Gaussian state-space model (a Kalman filter's, the test model the FIVO paper's code keeps),
 ancestry carrying every state, masks, the resampling schemes, and the module training on it."""
 
@@ -12,7 +12,8 @@ from vrnn_lightning.data.base import Batch
 from vrnn_lightning.models import DMM, SRNN, STORN, VRNN, Bernoulli, Categorical, SequenceModel, SequenceOutput
 from vrnn_lightning.models.base import masked
 from vrnn_lightning.models.distributions import DiagonalGaussian
-from vrnn_lightning.models.objectives import fivo_bound, iw_bound, resample
+from vrnn_lightning.objectives import FIVO
+from vrnn_lightning.objectives.bounds import fivo_bound, iw_bound, resample
 from vrnn_lightning.training.module import SequenceModule
 
 
@@ -156,7 +157,7 @@ def test_ancestors_are_drawn_in_proportion_to_the_weights(scheme):
 def test_the_module_trains_on_the_fivo_bound_and_its_gradient_reaches_the_model():
     torch.manual_seed(0)
     model = SRNN(Bernoulli(5), h_dim=8, z_dim=3, x_feat_dim=5, hidden_dim=8, posterior="filtering")
-    module = SequenceModule(model, torch.optim.AdamW, data_metadata={"figures": {}}, objective="fivo", train_samples=4)
+    module = SequenceModule(model, torch.optim.AdamW, data_metadata={"figures": {}}, objective=FIVO(samples=4))
     logged = {}
     module.log = lambda name, value, **kw: logged.__setitem__(name, float(value))
     module.log_dict = lambda values, **kw: logged.update({k: float(v) for k, v in values.items()})
@@ -170,7 +171,7 @@ def test_the_module_trains_on_the_fivo_bound_and_its_gradient_reaches_the_model(
 def test_a_smoothing_posterior_trained_by_fivo_gets_a_gradient_through_its_backward_pass():
     torch.manual_seed(0)
     model = DMM(Bernoulli(5), h_dim=8, z_dim=3, x_feat_dim=5, hidden_dim=8)  # ST-R: q(z_t | z_{t-1}, x_{t:T})
-    module = SequenceModule(model, torch.optim.AdamW, data_metadata={"figures": {}}, objective="fivo", train_samples=4)
+    module = SequenceModule(model, torch.optim.AdamW, data_metadata={"figures": {}}, objective=FIVO(samples=4))
     module.log = module.log_dict = lambda *args, **kw: None
     x = torch.randint(0, 2, (3, 9, 5)).float()
     module.training_step(Batch(x, (torch.arange(9) < torch.tensor([9, 5, 2])[:, None]).float()), 0).backward()

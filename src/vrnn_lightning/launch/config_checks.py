@@ -16,7 +16,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from vrnn_lightning.errors import CONFIG_DIR, ConfigError, exit_with
+from vrnn_lightning.errors import CONFIG_DIR, MOVED, ConfigError, exit_with, moved_message
 from vrnn_lightning.launch.trackers import check_trackers
 
 Check = tuple[Callable[[Any], bool], str]  # (accepts the value, what it must be)
@@ -78,12 +78,6 @@ TRAIN: dict[str, Check] = {
     "module.lr_schedule": one_of("constant", "cosine"),
     "module.warmup_steps": COUNT,
     "module.min_lr_ratio": FRACTION,
-    "module.kl_warmup_steps": COUNT,
-    "module.free_bits": NON_NEGATIVE,
-    "module.objective": one_of("elbo", "iwae", "fivo"),
-    "module.resample_threshold": FRACTION,
-    "module.resampling": one_of("multinomial", "systematic"),
-    "module.train_samples": POSITIVE_INT,
     "module.auxiliary_weight": NON_NEGATIVE,
     "module.cuda_graphs": one_of("auto", True, False),
     "data.max_len": (lambda v: is_int(v) and v >= 2, "a whole number >= 2"),
@@ -138,7 +132,9 @@ def check_config(cfg: DictConfig, main: str) -> None:
     value, then (training) the data module's settings and the pairing of the likelihood head with the data."""
     check_values(cfg, main)
     if main == "train":
+        check_moved_settings(cfg)
         check_model(cfg)
+        check_objective(cfg)
         check_data_and_head(cfg)
         check_trackers(cfg)
 
@@ -207,11 +203,40 @@ def check_model(cfg: DictConfig) -> None:
     if OmegaConf.is_dict(model):
         check_own_settings(model, SequenceModel, "model", given=("likelihood",))
         check_own_settings(model.get("likelihood"), Likelihood, "model.likelihood", given=("x_dim",))
-    model_class = contract_target(model, SequenceModel)
-    if OmegaConf.select(cfg, "module.objective") == "fivo" and getattr(model_class, "latent_dim", None) == 0:
+
+
+def check_moved_settings(cfg: DictConfig) -> None:
+    """A composed config (a user's experiment file) that still sets a setting by its old name."""
+    for old in MOVED:
+        parent, _, leaf = old.rpartition(".")
+        holder = OmegaConf.select(cfg, parent)
+        if OmegaConf.is_dict(holder) and leaf in holder:
+            raise ConfigError(moved_message(old))
+
+
+def check_objective(cfg: DictConfig) -> None:
+    """The objective's own checks of its settings, then whether it can train the model on the data: one that
+    weighs latents needs a model with some, and only one that carries the state trains on streams."""
+    from vrnn_lightning.models.base import SequenceModel
+    from vrnn_lightning.objectives import Objective
+
+    node = cfg.get("objective")
+    objective_class = contract_target(node, Objective)
+    if objective_class is None:
+        return
+    check_own_settings(node, Objective, "objective", given=())
+    choice = (OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or {}).get("objective")
+    name = choice or objective_class.__name__.lower()
+    model_class = contract_target(cfg.get("model"), SequenceModel)
+    if objective_class.needs_latents and getattr(model_class, "latent_dim", None) == 0:
         raise ConfigError(
-            f"module.objective=fivo cannot run {model_class.__name__}: it has no latent variables "
-            "(module.objective=elbo is its exact likelihood)"
+            f"objective={name} cannot train {model_class.__name__}: it has no latent variables "
+            "(objective=elbo is its exact likelihood)"
+        )
+    if OmegaConf.select(cfg, "data.stateful") is True and not objective_class.carries_state:
+        raise ConfigError(
+            f"objective={name} draws K trajectories per window and cannot carry one state between windows; "
+            "use objective=elbo with data.stateful=true"
         )
 
 
@@ -226,7 +251,8 @@ def check_own_settings(node: Any, base: type, prefix: str, given: tuple[str, ...
     unknown = [name for name in settings if name not in accepted]
     if unknown:
         raise ConfigError(
-            f"{prefix}.{unknown[0]} is not a setting of {target.__name__}; its settings are {', '.join(accepted)}"
+            f"{prefix}.{unknown[0]} is not a setting of {target.__name__}; its settings are {', '.join(accepted)} "
+            f"(drop it with ~{prefix}.{unknown[0]})"
         )
     try:
         target.check_settings(settings)

@@ -17,7 +17,20 @@ from omegaconf import DictConfig, OmegaConf
 from vrnn_lightning.launch.hparams import final_figures
 
 log = logging.getLogger(__name__)
-COLUMNS = ["best_val_loss", "test/loss", "test/kl", "test/recon", "wall_s"]
+TEST_TERMS = ["test/loss", "test/kl", "test/recon"]
+
+
+def judged_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The best validation figures the jobs were judged by (`best_val_loss` for the ELBO, `best_val_iw_bound`,
+    `best_val_fivo_bound` for the objectives that train on those bounds; the data's own, e.g. `best_val_bpc`),
+    the ELBO first; then each objective's own test bound (`test/*_bound`)."""
+    keys = {key for row in rows for key in row}
+    best = sorted((k for k in keys if k.startswith("best_val_")), key=lambda k: (k != "best_val_loss", k))
+    return [*best, *sorted(k for k in keys if k.startswith("test/") and k.endswith("_bound"))]
+
+
+def columns(rows: list[dict[str, Any]]) -> list[str]:
+    return [*judged_columns(rows), *TEST_TERMS, "wall_s"]
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -51,7 +64,7 @@ def write_summary(sweep_dir: Path) -> list[Path]:
     for row in rows:
         settings = dict(o.partition("=")[::2] for o in row["overrides"].split())
         row.update({key: settings.get(key, "") for key in keys})
-    header = ["job", *keys, *COLUMNS, "overrides"]
+    header = ["job", *keys, *columns(rows), "overrides"]
     with (sweep_dir / "summary.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
         writer.writeheader()
@@ -89,7 +102,8 @@ def hparams_experiment(rows: list[dict[str, Any]], keys: list[str], sweep_dir: P
 
 
 def plot(rows: list[dict[str, Any]], keys: list[str], path: Path) -> Path:
-    """Best validation and test loss against the swept value (one numeric key), else against the job number."""
+    """The best validation figures the jobs were judged by, and the test ELBO, against the swept value (one
+    numeric key), else against the job number."""
     # Here, not at the top: every run loads this module, only a sweep's end draws. No pyplot, so a notebook's
     # own matplotlib backend is left as it was.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -103,12 +117,13 @@ def plot(rows: list[dict[str, Any]], keys: list[str], path: Path) -> Path:
     figure = Figure(figsize=(6, 4))
     FigureCanvasAgg(figure)
     axes = figure.subplots()
-    for metric in ("best_val_loss", "test/loss"):
+    plotted = [k for k in judged_columns(rows) if k == "best_val_loss" or k.endswith("_bound")]
+    for metric in [*plotted, "test/loss"]:
         points = sorted((x, row[metric]) for x, row in zip(xs, rows, strict=True) if isinstance(row.get(metric), float))
         if points:
             axes.plot(*zip(*points, strict=True), marker="o", label=metric)
     axes.set_xlabel(x_key)
-    axes.set_ylabel("negative ELBO per step (nats)")
+    axes.set_ylabel("negative bound per step (nats)")
     axes.legend()
     axes.grid(alpha=0.3)
     figure.tight_layout()

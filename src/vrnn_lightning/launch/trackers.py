@@ -41,7 +41,10 @@ def experiment_name(output_dir: str, task_name: str) -> str:
 
 
 def register_resolvers() -> None:
-    for name, resolver in (("vrnn.run_name", run_name), ("vrnn.experiment", experiment_name)):
+    from vrnn_lightning.objectives.base import judged_by
+
+    resolvers = (("vrnn.run_name", run_name), ("vrnn.experiment", experiment_name), ("vrnn.judged_by", judged_by))
+    for name, resolver in resolvers:
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
 

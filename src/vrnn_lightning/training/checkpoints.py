@@ -26,6 +26,7 @@ import torch
 from vrnn_lightning.data.base import SequenceDataModule
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.models import Likelihood, SequenceModel, build
+from vrnn_lightning.objectives import Objective
 from vrnn_lightning.training.checkpoint_io import load_plain
 from vrnn_lightning.training.module import SequenceModule
 
@@ -98,12 +99,49 @@ def check_model_config(config: Any, key: str = "model_config", bases: tuple[type
             check_model_config(value, f"{key}[{i}]", (Likelihood, SequenceModel))
 
 
+# The module's settings that named the objective before it was a component (conf/objective/)
+OLD_OBJECTIVE_SETTINGS = {
+    "train_samples": "samples",
+    "free_bits": "free_bits",
+    "kl_warmup_steps": "kl_warmup_steps",
+    "resample_threshold": "resample_threshold",
+    "resampling": "resampling",
+}
+OLD_OBJECTIVES = {"elbo": "ELBO", "iwae": "IWAE", "fivo": "FIVO"}
+OBJECTIVE_TAKES = {
+    "elbo": ("kl_warmup_steps", "free_bits"),
+    "iwae": ("samples",),
+    "fivo": ("samples", "resample_threshold", "resampling"),
+}
+
+
+def with_objective_config(hyper_parameters: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint written before the objective was a component names it as `objective: elbo | iwae | fivo`
+    beside its settings; the same objective as a config (`{"_target_": ..., settings}`), the rest unchanged."""
+    name = hyper_parameters.get("objective", "elbo")
+    if isinstance(name, dict) or name not in OLD_OBJECTIVES:
+        return hyper_parameters
+    kept = {k: v for k, v in hyper_parameters.items() if k != "objective" and k not in OLD_OBJECTIVE_SETTINGS}
+    settings = {OLD_OBJECTIVE_SETTINGS[k]: v for k, v in hyper_parameters.items() if k in OLD_OBJECTIVE_SETTINGS}
+    settings = {k: v for k, v in settings.items() if k in OBJECTIVE_TAKES[name]}
+    target = f"vrnn_lightning.objectives.{OLD_OBJECTIVES[name]}"
+    return {**kept, "objective": {"_target_": target, **settings}}
+
+
 def check_named_classes(checkpoint: dict[str, Any]) -> None:
     check_model_config(checkpoint["model_config"])
     if "datamodule_class" in checkpoint:
         contract_class("datamodule_class", checkpoint["datamodule_class"], (SequenceDataModule,))
+    hyper_parameters = with_objective_config(checkpoint.get("hyper_parameters", {}))
+    objective = hyper_parameters.get("objective", {})
+    if not isinstance(objective, dict) or "_target_" not in objective:
+        raise ConfigError(
+            "hyper_parameters.objective is not an objective's config; the checkpoint was written by "
+            "another version or program"
+        )
+    contract_class("hyper_parameters.objective._target_", objective["_target_"], (Objective,))
     module_options = set(inspect.signature(SequenceModule).parameters) - {"model", "optimizer"}
-    foreign = sorted(set(checkpoint.get("hyper_parameters", {})) - module_options)
+    foreign = sorted(set(hyper_parameters) - module_options)
     if foreign:
         raise ConfigError(
             f"hyper_parameters.{foreign[0]} is not a setting of this version's SequenceModule; "
@@ -123,7 +161,9 @@ def load_module(checkpoint: dict[str, Any]) -> SequenceModule:
     """The trained module of a checkpoint read by `read_checkpoint`; no config files needed."""
     check_named_classes(checkpoint)  # again: a dict built by hand did not pass through read_checkpoint
     model: SequenceModel = build(with_bounded_gaussian(checkpoint["model_config"]))
-    module = SequenceModule(model=model, optimizer=torch.optim.AdamW, **checkpoint["hyper_parameters"])
+    hyper_parameters = with_objective_config(checkpoint["hyper_parameters"])
+    objective = build(hyper_parameters.pop("objective"))
+    module = SequenceModule(model=model, optimizer=torch.optim.AdamW, objective=objective, **hyper_parameters)
     module.load_state_dict(checkpoint["state_dict"])
     return module
 
@@ -171,3 +211,25 @@ def datamodule_from_checkpoint(checkpoint: dict[str, Any], **overrides: Any) -> 
     settings = checkpoint.get("datamodule_hyper_parameters", {})
     check_data_overrides(data_class, settings, saved=True)
     return data_class(**{**settings, **overrides})
+
+
+def check_weights_fit(own: dict[str, Any], state_dict: dict[str, Any], strict: bool = True) -> None:
+    """One ConfigError where a checkpoint's tensors do not fit the model built from its settings: the first key
+    that is missing, unexpected or of another shape, with both shapes."""
+    mismatch = next(
+        (
+            f"{key} is {tuple(value.shape)} in the checkpoint and {tuple(own[key].shape)} in the model"
+            for key, value in state_dict.items()
+            if key in own and hasattr(value, "shape") and value.shape != own[key].shape
+        ),
+        None,
+    )
+    missing = [key for key in own if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in own]
+    if mismatch is None and strict and (missing or unexpected):
+        mismatch = f"{missing[0]} is missing from the checkpoint" if missing else f"{unexpected[0]} is not a model key"
+    if mismatch is not None:
+        raise ConfigError(
+            f"the checkpoint's weights do not fit the model built from its settings: {mismatch}; resume or "
+            "evaluate with the model settings it was trained with (its .hydra/config.yaml)"
+        )

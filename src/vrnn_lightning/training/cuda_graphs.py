@@ -302,13 +302,21 @@ def why_not_graphed(setting: bool | str, device: torch.device, trainer: Any, mod
     return None
 
 
-def graphs_for(setting: bool | str, device: torch.device, trainer: Any, model: SequenceModel) -> GraphedPasses | None:
+def graphs_for(
+    setting: bool | str, device: torch.device, trainer: Any, model: SequenceModel, objective: Any = None
+) -> GraphedPasses | None:
     """The model's passes as CUDA graphs where `module.cuda_graphs` and the run allow them, else None; either
-    way the log says in one line which path the run takes and why."""
+    way the log says in one line which path the run takes and why, and one more where the objective's own
+    training steps run eager (`Objective.graphed`: FIVO's particles are resampled between steps)."""
     reason = why_not_graphed(setting, device, trainer, model)
     if reason is not None:
         log.info("CUDA graphs: off, the model runs eager: %s", reason)
         return None
     checked = f"checked on {CHECKED_ON}" if CHECKED_ON else "opted in, not yet checked on a card"
     log.info("CUDA graphs: on (module.cuda_graphs=%s, %s; false turns them off)", str(setting).lower(), checked)
+    if objective is not None and not objective.graphed:
+        log.info(
+            "CUDA graphs: objective=%s trains step by step, eager; its validation and test passes are graphed",
+            objective.name,
+        )
     return GraphedPasses(model)
