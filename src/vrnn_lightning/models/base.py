@@ -8,6 +8,8 @@ latents), and its `config` rebuilds it with `build` (what a checkpoint stores).
 
 import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,16 +177,47 @@ def check_dropout(rate: float) -> None:
         raise ValueError(f"model.dropout must be a number from 0 to below 1, got {rate!r}")
 
 
+class SequenceDropout(nn.Dropout):
+    """torch's dropout, except inside `shared_dropout(model, B)`: there a pass over K rows per sequence (the K
+    trajectories or particles of sequence b are rows b*K .. b*K+K-1) draws one mask per sequence and gives it to
+    all K, so that a bound over them is a bound on one dropped-out network, not an average over K masks. A
+    layer that sees one row per sequence (what reads no z, computed once per sequence) draws as usual."""
+
+    sequences: int | None = None  # set by `shared_dropout`
+
+    def forward(self, x: Tensor) -> Tensor:
+        rows = x.shape[0]
+        if not self.training or self.p == 0 or self.sequences is None or rows == self.sequences:
+            return super().forward(x)
+        if rows % self.sequences:
+            raise ValueError(f"{rows} rows are not K rows for each of {self.sequences} sequences")
+        keep = torch.empty((self.sequences, *x.shape[1:]), dtype=x.dtype, device=x.device).bernoulli_(1 - self.p)
+        return x * (keep / (1 - self.p)).repeat_interleave(rows // self.sequences, 0)  # (B * K, ...)
+
+
+@contextmanager
+def shared_dropout(model: nn.Module, sequences: int) -> Iterator[None]:
+    """Within, the model's dropout layers share one mask among the K rows of each of `sequences` sequences."""
+    layers = [m for m in model.modules() if isinstance(m, SequenceDropout)]
+    for layer in layers:
+        layer.sequences = sequences
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.sequences = None
+
+
 def dropout_or_identity(rate: float) -> nn.Module:
     """Dropout at `rate` in training; at 0, nothing at all (no kernel, no random draw on any device)."""
-    return nn.Dropout(rate) if rate > 0 else nn.Identity()
+    return SequenceDropout(rate) if rate > 0 else nn.Identity()
 
 
 def with_dropout(stack: nn.Sequential, rate: float) -> nn.Sequential:
     """`stack` with its output dropped out at `rate` in training (appended last: the layers keep their
     names, so checkpoints without dropout load into it)."""
     if rate > 0:
-        stack.append(nn.Dropout(rate))
+        stack.append(SequenceDropout(rate))
     return stack
 
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from vrnn_lightning.models.base import SequenceModel, SequenceOutput, select_state
+from vrnn_lightning.models.base import SequenceModel, SequenceOutput, select_state, shared_dropout
 
 RESAMPLING = ("multinomial", "systematic")
 
@@ -49,11 +49,12 @@ def trajectories(
 ) -> SequenceOutput:
     """The model's pass with `samples` trajectories per sequence of x (rows b*K .. b*K+K-1 of the output): inside
     the model where its forward takes `samples` (what reads no z once per sequence), else over K copies."""
-    if samples > 1 and takes_samples(model):
-        return model(x, mask, noise, samples=samples)
-    if samples > 1:
-        x, mask = x.repeat_interleave(samples, 0), mask.repeat_interleave(samples, 0)
-    return model(x, mask, noise)
+    if samples == 1:
+        return model(x, mask, noise)
+    with shared_dropout(model, len(x)):  # the K trajectories of a sequence share its dropout masks
+        if takes_samples(model):
+            return model(x, mask, noise, samples=samples)
+        return model(x.repeat_interleave(samples, 0), mask.repeat_interleave(samples, 0), noise)
 
 
 def takes_samples(model: SequenceModel) -> bool:
@@ -95,18 +96,36 @@ def fivo_bound(
     through the choice of ancestors (the score-function term is dropped, as in the paper).
     """
     if scheme not in RESAMPLING:
-        raise ValueError(f"module.resampling must be one of {', '.join(RESAMPLING)}, got {scheme!r}")
-    batch, steps, k = x.shape[0], x.shape[1], particles
+        raise ValueError(f"objective.resampling must be one of {', '.join(RESAMPLING)}, got {scheme!r}")
+    batch, k = x.shape[0], particles
     xs, masks = x.repeat_interleave(k, 0), mask.repeat_interleave(k, 0)  # (B * K, T, ...), (B * K, T)
+    limit = math.log(threshold * k) if threshold > 0 else -math.inf  # 0: never resample (the IW bound then)
+    future = model.summarise_future(x, mask)  # (B, T, C) or None: reads no z, so one per sequence
+    future = None if future is None else future.repeat_interleave(k, 0)  # (B * K, T, C)
+    with shared_dropout(model, batch):  # the particles of a sequence share its dropout masks at every step
+        return filter_steps(model, x, mask, xs, masks, k, limit, scheme, future, generator)
+
+
+def filter_steps(
+    model: SequenceModel,
+    x: Tensor,
+    mask: Tensor,
+    xs: Tensor,
+    masks: Tensor,
+    k: int,
+    limit: float,
+    scheme: str,
+    future: Tensor | None,
+    generator: torch.Generator | None,
+) -> Filtered:
+    """The particle filter's loop of `fivo_bound` over the K-fold batch xs (B * K, T, ...)."""
+    batch, steps = x.shape[:2]
     log_weights = torch.zeros(batch, k, dtype=model.dtype, device=x.device)  # since the last resampling, (B, K)
     estimate = torch.zeros(batch, dtype=model.dtype, device=x.device)  # log p-hat so far (B,)
     resamplings = torch.zeros(batch, dtype=torch.long, device=x.device)
     recon = kl = torch.zeros(batch, dtype=model.dtype, device=x.device)
     rows = torch.arange(batch, device=x.device).unsqueeze(1) * k  # (B, 1): each sequence's first particle
     state = None
-    limit = math.log(threshold * k) if threshold > 0 else -math.inf  # 0: never resample (the IW bound then)
-    future = model.summarise_future(x, mask)  # (B, T, C) or None: reads no z, so one per sequence
-    future = None if future is None else future.repeat_interleave(k, 0)  # (B * K, T, C)
     for t in range(steps):
         noise = torch.randn(batch * k, 1, model.latent_dim, device=x.device, dtype=model.dtype, generator=generator)
         given = {} if future is None else {"future": future[:, t : t + 1]}

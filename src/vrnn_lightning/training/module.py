@@ -20,7 +20,7 @@ from torch import Tensor
 from vrnn_lightning.data.base import Batch, figure_value
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.models import SequenceModel, SequenceOutput
-from vrnn_lightning.models.base import detach_state
+from vrnn_lightning.models.base import detach_state, shared_dropout
 from vrnn_lightning.objectives import ELBO, Objective
 from vrnn_lightning.objectives.bounds import trajectories
 from vrnn_lightning.training.cuda_graphs import GraphedPasses, graphs_for
@@ -85,11 +85,13 @@ class SequenceModule(L.LightningModule):
         noise = self.draw_noise(x, samples)
         if self.graphs is None and state is None:
             return trajectories(self.model, x, mask, samples, noise)
-        if samples > 1:
-            x, mask = x.repeat_interleave(samples, 0), mask.repeat_interleave(samples, 0)
-        if self.graphs is not None:
-            return self.graphs(x, mask, noise, state)
-        return self.model(x, mask, noise, state=state)
+        # The graphs and a carried state (which models refuse with samples > 1) run over K copies of each sequence
+        with shared_dropout(self.model, len(x)):  # whose K rows share the sequence's dropout masks
+            if samples > 1:
+                x, mask = x.repeat_interleave(samples, 0), mask.repeat_interleave(samples, 0)
+            if self.graphs is not None:
+                return self.graphs(x, mask, noise, state)
+            return self.model(x, mask, noise, state=state)
 
     def teacher_forced(self, batch: Batch, stage: str) -> SequenceOutput:
         """One pass over the batch; a batch that continues its stage's last one row by row (streams) starts from
