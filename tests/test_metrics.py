@@ -81,3 +81,21 @@ def test_usage_summed_across_ranks_equals_usage_over_the_whole_split():
         merged.merge_state(rank)
     for name, value in whole.compute().items():
         assert torch.allclose(merged.compute()[name], value), name
+
+
+def test_units_off_prior_do_not_change_when_a_latent_is_rescaled():
+    """z_u -> c z_u rescales the posterior's and the prior's means and stds alike: the model is the same, and so
+    must be the count (a raw-unit threshold would call a shrunk dimension inactive)."""
+    torch.manual_seed(0)
+    prior = torch.randn(40, 5, 2)
+    posterior = prior + torch.randn(40, 5, 2) * torch.tensor([0.5, 0.02])  # dimension 0 off the prior, 1 not
+    counts = []
+    for scale in (1.0, 0.05, 20.0):
+        c = torch.tensor([scale, 1.0 / scale])
+        ones = torch.ones(40, 5, 2)
+        out = output(posterior * c, prior_mean=prior * c)
+        out.posterior, out.prior = DiagonalGaussian(posterior * c, ones * c), DiagonalGaussian(prior * c, ones * c)
+        usage = LatentUsage(2)
+        usage.update(out)
+        counts.append(int(usage.compute()["units_off_prior"]))
+    assert counts == [1, 1, 1]

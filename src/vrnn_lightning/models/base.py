@@ -72,7 +72,8 @@ def masked(values: Tensor, mask: Tensor) -> Tensor:
 
 
 class SequenceModel(nn.Module, ABC):
-    """What VRNN and RNN implement; everything above `models/` uses only this."""
+    """What every model of the family implements (VRNN, SRNN, DMM, STORN, the RNN); everything above `models/`
+    uses only this."""
 
     likelihood: Likelihood
     latent_dim: int  # 0 for a model without latent variables

@@ -10,9 +10,12 @@ model, latents in a Markov chain, each observation from its own latent.
                  smoothing); r_t = RNN_forward(phi_x(x_{1:t})) for `posterior=filtering` (ST-L)
                  Combiner: c = (tanh(Linear(z_{t-1})) + r_t) / 2, mean and std from Linear(c)
     augmented  (`augmented=true`, DMM-Aug) phi_x(x_{t-1}) feeds the transition's MLPs and the emission too.
-z_0 = 0. The inference RNN reads no z (one fused call over the sequence); only the combiner steps in Python,
-and the transition runs on the whole sampled chain after it. The VRNN's names: `h_dim` the inference RNN,
-`z_dim`, `x_feat_dim` (phi_x), `hidden_dim` and `mlp_layers` the transition's and emission's MLPs.
+    start      p(z_1) = N(0, I) (`initial_prior=standard`, the authors' code, `structuredinference` dkf.py), or the
+                 transition from z_0 = 0 (`initial_prior=transition`: the learned start of earlier versions).
+The combiner starts from z_0 = 0. The inference RNN reads no z (one fused call over the sequence); only the
+combiner steps in Python, and the transition runs on the whole sampled chain after it. The VRNN's names:
+`h_dim` the inference RNN, `z_dim`, `x_feat_dim` (phi_x), `hidden_dim` and `mlp_layers` the transition's and
+emission's MLPs.
 """
 
 from typing import Any
@@ -104,13 +107,22 @@ class DMM(SequenceModel):
         augmented: bool = False,
         min_std: float = 1e-4,
         dropout: float = 0.0,
+        initial_prior: str = "standard",
     ) -> None:
         super().__init__()
         sizes = dict(h_dim=h_dim, z_dim=z_dim, x_feat_dim=x_feat_dim, hidden_dim=hidden_dim, mlp_layers=mlp_layers)
-        options = dict(rnn=rnn, posterior=posterior, augmented=augmented, min_std=min_std, dropout=dropout)
+        options = dict(
+            rnn=rnn,
+            posterior=posterior,
+            augmented=augmented,
+            min_std=min_std,
+            dropout=dropout,
+            initial_prior=initial_prior,
+        )
         self.check_settings({**sizes, **options})
         self.config = dict(_target_=f"{__name__}.DMM", likelihood=likelihood.config, **sizes, **options)
         self.latent_dim, self.x_feat_dim, self.augmented = z_dim, x_feat_dim, augmented
+        self.standard_start = initial_prior == "standard"
         self.likelihood = likelihood
         self.phi_x = with_dropout(mlp(likelihood.in_dim, x_feat_dim, mlp_layers), dropout)
         extra = x_feat_dim if augmented else 0
@@ -125,6 +137,20 @@ class DMM(SequenceModel):
         check_common(settings, SIZES, posteriors=("smoothing", "filtering"))
         if not isinstance(settings.get("augmented", False), bool):
             raise ValueError(f"model.augmented must be true or false, got {settings['augmented']!r}")
+        if settings.get("initial_prior", "standard") not in ("standard", "transition"):
+            raise ValueError(
+                f"model.initial_prior must be 'standard' (p(z_1) = N(0, I)) or 'transition' (from z_0 = 0), "
+                f"got {settings['initial_prior']!r}"
+            )
+
+    def start(self, prior: DiagonalGaussian) -> DiagonalGaussian:
+        """The prior over a sequence's steps with its first step's p(z_1) = N(0, I) where the start is standard."""
+        if not self.standard_start:
+            return prior
+        first = torch.zeros_like(prior.mean[:, :1])
+        mean = torch.cat([first, prior.mean[:, 1:]], 1)
+        std = torch.cat([torch.ones_like(first), prior.std[:, 1:]], 1)
+        return DiagonalGaussian(mean, std)
 
     def summarise_future(self, x: Tensor, mask: Tensor) -> Tensor | None:
         """r_t, the backward RNN's state over phi_x(x)_{t:T}, for every step of x (B, T, ...) where the posterior
@@ -171,6 +197,7 @@ class DMM(SequenceModel):
         posterior = stack_gaussians(posteriors)
         x_feat_prev = shifted(x_feats, None if state is None else state[1]) if self.augmented else None
         prior = self.transition(shifted(z_all, z_first), x_feat_prev)  # every step at once, after the chain
+        prior = self.start(prior) if state is None else prior  # a continuing window has no first step
         x_params = self.emission(z_all, x_feat_prev)
         recon = masked(self.likelihood.nll(x_params, x), mask)
         kl = masked(posterior.kl(prior), mask)
@@ -195,10 +222,14 @@ class DMM(SequenceModel):
             z = torch.zeros(batch_size, self.latent_dim, device=self.device, dtype=self.dtype)
             x_feat = torch.zeros(batch_size, self.x_feat_dim, device=self.device, dtype=self.dtype)
         samples = []
-        for _ in range(length):
+        for step in range(length):
             extra = x_feat if self.augmented else None
             noise = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator)
-            z = self.transition(z, extra).rsample(noise)
+            z = (
+                noise
+                if step == 0 and prime is None and self.standard_start
+                else self.transition(z, extra).rsample(noise)
+            )
             x_t = self.likelihood.sample(self.emission(z, extra), temperature, generator)
             samples.append(x_t)
             x_feat = self.phi_x(self.likelihood.features(x_t.unsqueeze(1), self.dtype))[:, 0]

@@ -150,10 +150,14 @@ def check_named_classes(checkpoint: dict[str, Any]) -> None:
 
 
 def with_bounded_gaussian(model_config: dict[str, Any]) -> dict[str, Any]:
-    """A Gaussian head saved before `bounded` existed was the bounded one (sigmoid mean, for intensities)."""
+    """The behaviour a model config saved before an option existed was trained with: a Gaussian head saved
+    before `bounded` was the bounded one (sigmoid mean, for intensities); a DMM saved before `initial_prior`
+    started from the transition of z_0 = 0."""
     likelihood = model_config.get("likelihood", {})
     if likelihood.get("_target_", "").endswith("likelihoods.Gaussian") and "bounded" not in likelihood:
-        return {**model_config, "likelihood": {**likelihood, "bounded": True}}
+        model_config = {**model_config, "likelihood": {**likelihood, "bounded": True}}
+    if model_config.get("_target_", "").endswith("dmm.DMM") and "initial_prior" not in model_config:
+        model_config = {**model_config, "initial_prior": "transition"}
     return model_config
 
 

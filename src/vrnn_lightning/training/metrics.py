@@ -36,18 +36,19 @@ class LatentUsage(Metric):
         self.kl_sum += kl.sum(0)
         self.mean_sum += means.sum(0)
         self.square_sum += means.pow(2).sum(0)
-        # How far the posterior's mean moves off the prior's: the activity measure for a prior that itself moves
-        # with the past (VRNN, SRNN, DMM), where a posterior equal to its prior still has a mean that varies
-        shifts = (out.posterior.mean - out.prior.mean).detach()[real].double()
+        # How far the posterior's mean moves off the prior's, in the prior's standard deviations: the activity
+        # measure for a prior that itself moves with the past (VRNN, SRNN, DMM), where a posterior equal to its
+        # prior still has a mean that varies; scale-free, so rescaling a latent does not change the count
+        shifts = ((out.posterior.mean - out.prior.mean) / out.prior.std).detach()[real].double()
         self.shift_sum += shifts.sum(0)
         self.shift_square_sum += shifts.pow(2).sum(0)
 
     def compute(self) -> dict[str, Tensor]:
         """`count` real steps seen; `kl_per_dim`, nats per step; `mean_variance`, the variance over the data of
         each dimension's posterior mean; `active_units`, how many exceed the threshold (Burda et al.'s measure,
-        made for a fixed prior); `units_off_prior`, how many dimensions' posterior-minus-prior mean has a
-        variance above it (the same measure where the prior is N(0, I), as STORN's; the informative one where the
-        prior moves with the past)."""
+        made for a fixed prior); `units_off_prior`, how many dimensions' posterior-minus-prior mean, divided by the
+        prior's std, has a variance above it (the same measure where the prior is N(0, I), as STORN's; the
+        informative one where the prior moves with the past)."""
         count = self.count.clamp_min(1)
 
         def variance(total: Tensor, squares: Tensor) -> Tensor:
