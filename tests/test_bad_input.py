@@ -396,7 +396,7 @@ EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
     ),
     "an objective setting by its old name": (
         lambda f, c: ["train", *TINY, "module.objective=fivo"],
-        ["module.objective has moved", "use objective=<elbo|iwae|fivo>"],
+        ["module.objective has moved", "use objective=NAME (conf/objective/)"],
     ),
     "an experiment's ELBO setting under FIVO": (
         lambda f, c: ["train", "experiment=polyphonic_srnn", "objective=fivo"],

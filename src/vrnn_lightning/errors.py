@@ -132,7 +132,7 @@ def check_default(path: Path, root: Path, key: str, option: object, folders: lis
 
 # Settings that moved to the objective's own config (conf/objective/): old spelling -> new
 MOVED = {
-    "module.objective": "objective=<elbo|iwae|fivo>",
+    "module.objective": "objective=NAME",
     "module.train_samples": "objective.samples",
     "module.free_bits": "objective.free_bits",
     "module.kl_warmup_steps": "objective.kl_warmup_steps",

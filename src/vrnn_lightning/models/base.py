@@ -78,6 +78,7 @@ class SequenceModel(nn.Module, ABC):
     likelihood: Likelihood
     latent_dim: int  # 0 for a model without latent variables
     config: dict[str, Any]  # `build(config)` makes an untrained copy
+    posterior_modules: tuple[str, ...] = ()  # the submodules only the posterior q(z | x) reads
 
     @abstractmethod
     def forward(
@@ -114,6 +115,13 @@ class SequenceModel(nn.Module, ABC):
         (FIVO), which steps the model one step at a time through its carried state, computes it once per
         sequence and hands each step its slice; it reads no z, so it is the same for every particle."""
         return None
+
+    def posterior_parameters(self) -> list[nn.Parameter]:
+        """The parameters only the posterior reads (its own network, its summary of the future): they reach the
+        bound through q's means and standard deviations alone. Doubly reparameterised gradients (DReG) apply to
+        these; parameters the prior or emission read as well get the ordinary gradient."""
+        modules = [getattr(self, name) for name in self.posterior_modules if getattr(self, name, None) is not None]
+        return [p for module in modules for p in module.parameters()]
 
     @property
     def device(self) -> torch.device:

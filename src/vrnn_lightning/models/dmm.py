@@ -94,6 +94,8 @@ class DMM(SequenceModel):
     """A DMM over sequences x of shape (B, T, ...). Its carried state is (z_T, phi_x(x_T) [, the filtering
     RNN's state]): a smoothing posterior reads each window's own future only."""
 
+    posterior_modules = ("combiner", "inference")  # read by q alone
+
     def __init__(
         self,
         likelihood: Likelihood,

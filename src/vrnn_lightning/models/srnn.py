@@ -57,6 +57,8 @@ class SRNN(SequenceModel):
     """An SRNN over sequences x of shape (B, T, ...); the likelihood head fixes what x_t is. Its carried state
     is (d_T [, c_T for an LSTM], z_T, phi_x(x_T)): everything the next window's first step reads."""
 
+    posterior_modules = ("posterior", "future")  # read by q alone
+
     def __init__(
         self,
         likelihood: Likelihood,

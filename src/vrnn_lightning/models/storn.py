@@ -52,6 +52,8 @@ class STORN(SequenceModel):
     """A STORN over sequences x of shape (B, T, ...). Its carried state is (the recognition RNN's state, the
     generating RNN's state, phi_x(x_T)), an LSTM's (h, c) as two entries each."""
 
+    posterior_modules = ("recognition", "posterior")  # read by q alone
+
     def __init__(
         self,
         likelihood: Likelihood,

@@ -138,6 +138,8 @@ class Step:
 class VRNN(SequenceModel):
     """A VRNN over sequences x of shape (B, T, ...); the likelihood head fixes what x_t is."""
 
+    posterior_modules = ("encoder", "future")  # read by q alone
+
     def __init__(
         self,
         likelihood: Likelihood,
