@@ -6,10 +6,10 @@ so it is a leaf that imports nothing of the project (and Hydra only when a main 
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 CONFIG_DIR = Path(__file__).resolve().parent / "conf"  # the packaged configs: in a wheel as in a clone
 
@@ -168,3 +168,11 @@ def check_group_choices(overrides: Sequence[str], config_dir: Path = CONFIG_DIR)
                 raise ConfigError(
                     f"{key}={value} is not a config of {key}/ (looked in {where}); choose one of: {', '.join(options)}"
                 )
+
+
+def run_cli(main: Callable[[], Any]) -> None:
+    """A main's command line (`vrnn-train`, `python -m vrnn_lightning.train`; eval and sample alike): the
+    config groups and moved settings of sys.argv checked in one line, then Hydra's main."""
+    with one_line_errors():
+        check_group_choices(sys.argv[1:])
+    main()

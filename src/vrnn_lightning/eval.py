@@ -11,7 +11,6 @@ eval.stateful=true (text), also the bounds with the recurrent state carried alon
 """
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from vrnn_lightning.data.base import figure_value
-from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_errors
+from vrnn_lightning.errors import ConfigError, one_line_errors, run_cli
 from vrnn_lightning.launch.config_checks import check_against_checkpoint, check_config
 from vrnn_lightning.models import SequenceModel
 from vrnn_lightning.models.base import select_state
@@ -189,10 +188,8 @@ def main(cfg: DictConfig) -> None:
 
 
 def cli() -> None:
-    """`vrnn-eval`, and `python -m vrnn_lightning.eval`: config groups checked in one line, then the main."""
-    with one_line_errors():
-        check_group_choices(sys.argv[1:])
-    main()
+    """`vrnn-eval`, and `python -m vrnn_lightning.eval`."""
+    run_cli(main)
 
 
 if __name__ == "__main__":

@@ -4,14 +4,13 @@ The checkpoint's data module writes what a person reads or looks at: text prints
 saves them to samples.txt; images write PNG grids of samples from the prior and of completions of test digits.
 """
 
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from vrnn_lightning.data.base import SampleRequest
-from vrnn_lightning.errors import check_group_choices, one_line_errors
+from vrnn_lightning.errors import one_line_errors, run_cli
 from vrnn_lightning.eval import data_overrides
 from vrnn_lightning.launch.config_checks import check_against_checkpoint, check_config
 from vrnn_lightning.training.checkpoints import (
@@ -47,10 +46,8 @@ def main(cfg: DictConfig) -> None:
 
 
 def cli() -> None:
-    """`vrnn-sample`, and `python -m vrnn_lightning.sample`: config groups checked in one line, then the main."""
-    with one_line_errors():
-        check_group_choices(sys.argv[1:])
-    main()
+    """`vrnn-sample`, and `python -m vrnn_lightning.sample`."""
+    run_cli(main)
 
 
 if __name__ == "__main__":

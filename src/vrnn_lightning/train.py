@@ -7,7 +7,6 @@ conf/, fits, tests the best checkpoint and prints the final metrics and the run 
 import json
 import logging
 import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 from omegaconf import DictConfig
 
 from vrnn_lightning.data.base import figure_value
-from vrnn_lightning.errors import ConfigError, check_group_choices, one_line_errors
+from vrnn_lightning.errors import ConfigError, one_line_errors, run_cli
 from vrnn_lightning.launch.config_checks import check_config
 from vrnn_lightning.launch.console import quiet_library_noise, route_lightning_logs_to_hydra
 from vrnn_lightning.launch.hparams import announce_settings, record_hparams
@@ -147,10 +146,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def cli() -> None:
-    """`vrnn-train`, and `python -m vrnn_lightning.train`: config groups checked in one line, then the main."""
-    with one_line_errors():
-        check_group_choices(sys.argv[1:])
-    main()
+    """`vrnn-train`, and `python -m vrnn_lightning.train`."""
+    run_cli(main)
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ class SequenceModel(nn.Module, ABC):
         (B*K, T, latent_dim)), computing what reads no z once per sequence; the IW bound uses it where it is
         taken (`objectives.takes_samples`) and K copies of each sequence otherwise."""
 
-    @abstractmethod
+    @torch.no_grad()
     def generate(
         self,
         length: int,
@@ -100,7 +100,27 @@ class SequenceModel(nn.Module, ABC):
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """`length` new steps (B, length, ...), continuing `prime` (B, P, ...) where given (not repeated)."""
+        """`length` new steps (B, length, ...), continuing `prime` (B, P, ...) where given: the prime is read
+        through the posterior, as in training, and not repeated; `temperature` scales the emission's
+        distribution. Written once for the family: each model says where generation starts and what one step
+        draws (`generation_start`, `generation_step`)."""
+        if prime is not None:
+            prime, batch_size = prime.to(self.device), prime.shape[0]
+        carried = self.generation_start(batch_size, prime, generator)
+        samples = []
+        for _ in range(length):
+            x_t, carried = self.generation_step(carried, temperature, generator)
+            samples.append(x_t)
+        return torch.stack(samples, 1)
+
+    def generation_start(self, batch_size: int, prime: Tensor | None, generator: torch.Generator | None) -> Any:
+        """What generation carries from step to step, after reading `prime` (on the model's device) or from the
+        start of a sequence; `generator` for the draws reading it takes, where the model draws them itself."""
+        raise NotImplementedError(f"{type(self).__name__} does not generate")
+
+    def generation_step(self, carried: Any, temperature: float, generator: torch.Generator | None) -> Any:
+        """One new step: (x_t (B, ...) drawn from the prior and the emission, what it carries on)."""
+        raise NotImplementedError(f"{type(self).__name__} does not generate")
 
     @classmethod
     def check_settings(cls, settings: dict[str, Any]) -> None:

@@ -206,33 +206,18 @@ class DMM(SequenceModel):
         carried = (z_all[:, -1], x_feats[:, -1], *rnn_last)
         return SequenceOutput(recon, kl, mask, x_params, posterior, prior, z_all, carried)
 
-    @torch.no_grad()
-    def generate(
-        self,
-        length: int,
-        batch_size: int = 1,
-        prime: Tensor | None = None,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """`length` steps: z_t ~ p(z_t | z_{t-1}) -> x_t ~ p(x_t | z_t); after reading `prime` (B, P, ...)
-        through the posterior, as in training (not repeated in the output)."""
+    def generation_start(self, batch_size: int, prime: Tensor | None, generator: torch.Generator | None) -> Any:
+        """(z, phi_x(x), whether the next step is a sequence's first) after reading `prime`, or from z_0 = 0."""
         if prime is not None:
-            prime = prime.to(self.device)
-            z, x_feat = self(prime).state[:2]
-        else:
-            z = torch.zeros(batch_size, self.latent_dim, device=self.device, dtype=self.dtype)
-            x_feat = torch.zeros(batch_size, self.x_feat_dim, device=self.device, dtype=self.dtype)
-        samples = []
-        for step in range(length):
-            extra = x_feat if self.augmented else None
-            noise = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator)
-            z = (
-                noise
-                if step == 0 and prime is None and self.standard_start
-                else self.transition(z, extra).rsample(noise)
-            )
-            x_t = self.likelihood.sample(self.emission(z, extra), temperature, generator)
-            samples.append(x_t)
-            x_feat = self.phi_x(self.likelihood.features(x_t.unsqueeze(1), self.dtype))[:, 0]
-        return torch.stack(samples, 1)
+            return (*self(prime).state[:2], False)
+        z = torch.zeros(batch_size, self.latent_dim, device=self.device, dtype=self.dtype)
+        return z, torch.zeros(batch_size, self.x_feat_dim, device=self.device, dtype=self.dtype), True
+
+    def generation_step(self, carried: Any, temperature: float, generator: torch.Generator | None) -> Any:
+        """z_t ~ p(z_t | z_{t-1}) (p(z_1) = N(0, I) with the standard start) -> x_t ~ p(x_t | z_t)."""
+        z, x_feat, first = carried
+        extra = x_feat if self.augmented else None
+        noise = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator)
+        z = noise if first and self.standard_start else self.transition(z, extra).rsample(noise)
+        x_t = self.likelihood.sample(self.emission(z, extra), temperature, generator)
+        return x_t, (z, self.phi_x(self.likelihood.features(x_t.unsqueeze(1), self.dtype))[:, 0], False)

@@ -83,25 +83,16 @@ class RNN(SequenceModel):
         recon = masked(self.likelihood.nll(x_params, x), mask)
         return SequenceOutput(recon, torch.zeros_like(recon), mask, x_params, state=to_batch_first(last))
 
-    @torch.no_grad()
-    def generate(
-        self,
-        length: int,
-        batch_size: int = 1,
-        prime: Tensor | None = None,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """Sample `length` steps after reading `prime` (B, P, ...), which is not repeated in the output."""
-        state = None
-        h = torch.zeros(batch_size if prime is None else prime.shape[0], self.h_dim, device=self.device)
-        if prime is not None:
-            hiddens, state = self.rnn(self.phi_x(self.likelihood.features(prime.to(self.device), self.dtype)))
-            h = hiddens[:, -1]
-        samples = []
-        for _ in range(length):
-            x_t = self.likelihood.sample(self.decoder(h), temperature, generator)
-            samples.append(x_t)
-            hiddens, state = self.rnn(self.phi_x(self.likelihood.features(x_t.unsqueeze(1), self.dtype)), state)
-            h = hiddens[:, -1]
-        return torch.stack(samples, 1)
+    def generation_start(self, batch_size: int, prime: Tensor | None, generator: torch.Generator | None) -> Any:
+        """(h, the RNN's state) after reading `prime`, or the zero state."""
+        if prime is None:
+            return torch.zeros(batch_size, self.h_dim, device=self.device), None
+        hiddens, state = self.rnn(self.phi_x(self.likelihood.features(prime, self.dtype)))
+        return hiddens[:, -1], state
+
+    def generation_step(self, carried: Any, temperature: float, generator: torch.Generator | None) -> Any:
+        """x_t ~ p(x_t | h_{t-1}), then h_t."""
+        h, state = carried
+        x_t = self.likelihood.sample(self.decoder(h), temperature, generator)
+        hiddens, state = self.rnn(self.phi_x(self.likelihood.features(x_t.unsqueeze(1), self.dtype)), state)
+        return x_t, (hiddens[:, -1], state)

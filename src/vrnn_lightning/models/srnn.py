@@ -190,32 +190,20 @@ class SRNN(SequenceModel):
         prior = DiagonalGaussian.from_params(p_out(torch.stack(prior_hiddens, 1)), self.prior.min_std)
         return posterior, prior, posterior.rsample(noise)
 
-    @torch.no_grad()
-    def generate(
-        self,
-        length: int,
-        batch_size: int = 1,
-        prime: Tensor | None = None,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """`length` steps from the prior: d_t -> z_t ~ p(z_t | z_{t-1}, d_t) -> x_t ~ p(x_t | z_t, d_t). `prime`
-        (B, P, ...) is read first through the posterior, as in training; it is not repeated in the output."""
-        state = None
-        if prime is not None:
-            prime = prime.to(self.device)
-            batch_size, state = prime.shape[0], self(prime).state
-        d_state, z, x_feat = self.split_state(state)
+    def generation_start(self, batch_size: int, prime: Tensor | None, generator: torch.Generator | None) -> Any:
+        """(the deterministic RNN's state, z, phi_x(x)) after reading `prime` through the posterior, or zeros."""
+        d_state, z, x_feat = self.split_state(None if prime is None else self(prime).state)
         if z is None:
             z = torch.zeros(batch_size, self.latent_dim, device=self.device, dtype=self.dtype)
             x_feat = torch.zeros(batch_size, self.x_feat_dim, device=self.device, dtype=self.dtype)
-        samples = []
-        for _ in range(length):
-            d, d_state = self.deterministic(x_feat.unsqueeze(1), d_state)  # (B, 1, H)
-            d = d[:, 0]
-            noise = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator)
-            z = self.prior.step(self.prior.conditions(d), z).rsample(noise)
-            x_t = self.likelihood.sample(self.emission(z, d), temperature, generator)
-            samples.append(x_t)
-            x_feat = self.phi_x(self.likelihood.features(x_t.unsqueeze(1), self.dtype))[:, 0]
-        return torch.stack(samples, 1)
+        return d_state, z, x_feat
+
+    def generation_step(self, carried: Any, temperature: float, generator: torch.Generator | None) -> Any:
+        """d_t -> z_t ~ p(z_t | z_{t-1}, d_t) -> x_t ~ p(x_t | z_t, d_t)."""
+        d_state, z, x_feat = carried
+        d, d_state = self.deterministic(x_feat.unsqueeze(1), d_state)  # (B, 1, H)
+        d = d[:, 0]
+        noise = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator)
+        z = self.prior.step(self.prior.conditions(d), z).rsample(noise)
+        x_t = self.likelihood.sample(self.emission(z, d), temperature, generator)
+        return x_t, (d_state, z, self.phi_x(self.likelihood.features(x_t.unsqueeze(1), self.dtype))[:, 0])

@@ -128,29 +128,17 @@ class STORN(SequenceModel):
         kl = masked(posterior.kl(prior), mask)
         return SequenceOutput(recon, kl, mask, x_params, posterior, prior, z, (*e_last, *h_last, x_feats[:, -1]))
 
-    @torch.no_grad()
-    def generate(
-        self,
-        length: int,
-        batch_size: int = 1,
-        prime: Tensor | None = None,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """`length` steps: z_t ~ N(0, I) -> h_t -> x_t ~ p(x_t | h_t); after reading `prime` (B, P, ...) through
-        the posterior, as in training (not repeated in the output)."""
-        state = None
-        if prime is not None:
-            prime = prime.to(self.device)
-            batch_size, state = prime.shape[0], self(prime).state
-        _, h_state, x_feat = self.split_state(state)
+    def generation_start(self, batch_size: int, prime: Tensor | None, generator: torch.Generator | None) -> Any:
+        """(the generating RNN's state, phi_x(x)) after reading `prime` through the posterior, or zeros."""
+        _, h_state, x_feat = self.split_state(None if prime is None else self(prime).state)
         if x_feat is None:
             x_feat = torch.zeros(batch_size, self.x_feat_dim, device=self.device, dtype=self.dtype)
-        samples = []
-        for _ in range(length):
-            z = torch.randn(batch_size, self.latent_dim, device=self.device, dtype=self.dtype, generator=generator)
-            h, h_state = self.generating(torch.cat([self.phi_z(z), x_feat], -1).unsqueeze(1), h_state)
-            x_t = self.likelihood.sample(self.decoder(h[:, 0]), temperature, generator)
-            samples.append(x_t)
-            x_feat = self.phi_x(self.likelihood.features(x_t.unsqueeze(1), self.dtype))[:, 0]
-        return torch.stack(samples, 1)
+        return h_state, x_feat
+
+    def generation_step(self, carried: Any, temperature: float, generator: torch.Generator | None) -> Any:
+        """z_t ~ N(0, I) -> h_t -> x_t ~ p(x_t | h_t)."""
+        h_state, x_feat = carried
+        z = torch.randn(len(x_feat), self.latent_dim, device=self.device, dtype=self.dtype, generator=generator)
+        h, h_state = self.generating(torch.cat([self.phi_z(z), x_feat], -1).unsqueeze(1), h_state)
+        x_t = self.likelihood.sample(self.decoder(h[:, 0]), temperature, generator)
+        return x_t, (h_state, self.phi_x(self.likelihood.features(x_t.unsqueeze(1), self.dtype))[:, 0])

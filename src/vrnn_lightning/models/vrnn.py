@@ -262,30 +262,18 @@ class VRNN(SequenceModel):
         phi_x, b_t and the loop's projections of them computed once per sequence."""
         return time_parallel_forward(self, x, mask, noise, state, future, samples)
 
-    @torch.no_grad()
-    def generate(
-        self,
-        length: int,
-        batch_size: int = 1,
-        prime: Tensor | None = None,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """Sample `length` steps: prior -> z_t -> decoder -> x_t -> recurrence.
-
-        `prime` (B, P, ...) is read first through the encoder, as in training, so the samples continue it;
-        it is not repeated in the output. `temperature` scales the decoder's distribution.
-        """
-        if prime is not None:
-            prime, batch_size = prime.to(self.device), prime.shape[0]
+    def generation_start(self, batch_size: int, prime: Tensor | None, generator: torch.Generator | None) -> Any:
+        """The recurrent state after reading `prime` through the encoder step by step, or the initial one."""
         state = self.initial_state(batch_size)
-        futures = None if prime is None else self.summarise_future(prime, full_mask(prime))
-        for t in range(0 if prime is None else prime.shape[1]):
+        if prime is None:
+            return state
+        futures = self.summarise_future(prime, full_mask(prime))
+        for t in range(prime.shape[1]):
             future = None if futures is None else futures[:, t]
             state = self.step(state, prime[:, t], generator=generator, future=future).state
-        samples = []
-        for _ in range(length):
-            step = self.step(state, temperature=temperature, generator=generator)
-            samples.append(step.x)
-            state = step.state
-        return torch.stack(samples, 1)
+        return state
+
+    def generation_step(self, carried: Any, temperature: float, generator: torch.Generator | None) -> Any:
+        """prior -> z_t -> decoder -> x_t -> recurrence; `temperature` scales the decoder's distribution."""
+        step = self.step(carried, temperature=temperature, generator=generator)
+        return step.x, step.state
