@@ -54,7 +54,7 @@ def test_future_prediction_costs_z_and_leaves_the_backward_state_alone():
     out = model(x, mask)
     assert out.auxiliary.shape == (2, 9) and (out.auxiliary[1, 6:] == 0).all() and (out.auxiliary[0] > 0).all()
     out.auxiliary.sum().backward()
-    assert model.encoder.out.weight.grad.abs().sum() > 0  # z_t learns to predict, through its posterior
+    assert model.posterior.out.weight.grad.abs().sum() > 0  # z_t learns to predict, through its posterior
     target = torch.randn(2, 9, 12, requires_grad=True)
     model.future_predictor(torch.randn(2, 9, 3), target).sum().backward()
     assert target.grad is None  # b_t as the target gets no gradient: it cannot shrink to make the task easy

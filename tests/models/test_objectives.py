@@ -175,4 +175,4 @@ def test_a_smoothing_posterior_trained_by_fivo_gets_a_gradient_through_its_backw
     module.log = module.log_dict = lambda *args, **kw: None
     x = torch.randint(0, 2, (3, 9, 5)).float()
     module.training_step(Batch(x, (torch.arange(9) < torch.tensor([9, 5, 2])[:, None]).float()), 0).backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.inference.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.summary.parameters())

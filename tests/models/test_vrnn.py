@@ -34,7 +34,7 @@ def test_gradient_flows_through_the_reparameterised_sample():
     """The recon term alone must train the encoder: only possible through z = mu + sigma * eps."""
     model = small_vrnn()
     model(torch.randint(0, 7, (3, 5))).recon.mean().backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.posterior.parameters())
 
 
 def test_fixed_noise_makes_forward_deterministic_and_noise_matters():
@@ -64,11 +64,11 @@ def test_first_step_matches_the_equations_by_hand():
     out = model(x, noise=noise)
     h0 = torch.zeros(2, 16)
     fx = model.phi_x(torch.nn.functional.one_hot(x[:, 0], 7).float())
-    encoder = model.encoder
+    encoder = model.posterior
     q_mean, q_raw = encoder.out(encoder.trunk(torch.cat([fx, h0], -1))).chunk(2, -1)
     q_std = torch.nn.functional.softplus(q_raw) + encoder.min_std
     z = q_mean + q_std * noise[:, 0]
-    logits = model.decoder.out(model.decoder.trunk(torch.cat([model.phi_z(z), h0], -1)))
+    logits = model.emission.out(model.emission.trunk(torch.cat([model.phi_z(z), h0], -1)))
     recon = torch.nn.functional.cross_entropy(logits, x[:, 0], reduction="none")
     assert torch.allclose(out.recon[:, 0], recon, atol=1e-6)
     assert torch.allclose(out.posterior.mean[:, 0], q_mean, atol=1e-6)
@@ -137,7 +137,7 @@ def test_config_rebuilds_the_same_architecture():
     assert sum(p.numel() for p in clone.parameters()) == sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("where", ["encoder.trunk", "phi_z"])
+@pytest.mark.parametrize("where", ["posterior.trunk", "phi_z"])
 def test_a_layer_the_fused_loop_does_not_handle_is_refused_at_construction(where, monkeypatch):
     """A LayerNorm slipped into an in-loop MLP would silently change the fused loop's maths."""
 
@@ -146,7 +146,7 @@ def test_a_layer_the_fused_loop_does_not_handle_is_refused_at_construction(where
 
     import vrnn_lightning.models.vrnn as vrnn_module
 
-    calls = {"encoder.trunk": 2, "phi_z": 1}[where]  # the order vrnn.py builds MLPs in: phi_x, phi_z, encoder
+    calls = {"posterior.trunk": 2, "phi_z": 1}[where]  # the order vrnn.py builds MLPs in: phi_x, phi_z, posterior
     built = iter(range(10))
     monkeypatch.setattr(vrnn_module, "mlp", lambda *a: mlp_with_norm(*a) if next(built) == calls else mlp(*a))
     with pytest.raises(

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -79,6 +79,10 @@ class SequenceModel(nn.Module, ABC):
     latent_dim: int  # 0 for a model without latent variables
     config: dict[str, Any]  # `build(config)` makes an untrained copy
     posterior_modules: tuple[str, ...] = ()  # the submodules only the posterior q(z | x) reads
+    # Every model names its parts by their roles: prior, posterior, emission, deterministic (the RNN state the
+    # generative model carries), summary (what the posterior reads of x). Earlier versions' names of them, old
+    # prefix -> new, so that their checkpoints load (`with_current_names`).
+    renamed: ClassVar[dict[str, str]] = {}
 
     @abstractmethod
     def forward(
@@ -150,6 +154,17 @@ class SequenceModel(nn.Module, ABC):
     @property
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
+
+
+def with_current_names(model: SequenceModel, state_dict: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`state_dict` with the keys of `model`'s parts (under `prefix`, e.g. "model.") saved by an earlier version
+    under their old names (`SequenceModel.renamed`) given their current ones; other keys unchanged."""
+    renamed = {}
+    for key, value in state_dict.items():
+        rest = key[len(prefix) :] if key.startswith(prefix) else None
+        old = next((o for o in model.renamed if rest is not None and rest.startswith(o)), None)
+        renamed[key if old is None else prefix + model.renamed[old] + rest[len(old) :]] = value
+    return renamed
 
 
 def locate(qualified_name: str) -> Any:

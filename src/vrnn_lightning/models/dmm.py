@@ -18,7 +18,7 @@ combiner steps in Python, and the transition runs on the whole sampled chain aft
 emission's MLPs.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -94,7 +94,12 @@ class DMM(SequenceModel):
     """A DMM over sequences x of shape (B, T, ...). Its carried state is (z_T, phi_x(x_T) [, the filtering
     RNN's state]): a smoothing posterior reads each window's own future only."""
 
-    posterior_modules = ("combiner", "inference")  # read by q alone
+    posterior_modules = ("posterior", "summary")  # read by q alone
+    renamed: ClassVar[dict[str, str]] = {
+        "transition.": "prior.",
+        "combiner.": "posterior.",
+        "inference.": "summary.",
+    }  # earlier versions' names of its parts
 
     def __init__(
         self,
@@ -128,11 +133,11 @@ class DMM(SequenceModel):
         self.likelihood = likelihood
         self.phi_x = with_dropout(mlp(likelihood.in_dim, x_feat_dim, mlp_layers), dropout)
         extra = x_feat_dim if augmented else 0
-        self.transition = GatedTransition(z_dim, extra, hidden_dim, mlp_layers, min_std)
+        self.prior = GatedTransition(z_dim, extra, hidden_dim, mlp_layers, min_std)
         self.emission = Emission(z_dim + extra, hidden_dim, likelihood.param_dim, mlp_layers, dropout)
         smoothing = posterior == "smoothing"
-        self.inference = BackwardRNN(x_feat_dim, h_dim, rnn) if smoothing else Recurrent(x_feat_dim, h_dim, rnn)
-        self.combiner = Combiner(z_dim, h_dim, min_std)
+        self.summary = BackwardRNN(x_feat_dim, h_dim, rnn) if smoothing else Recurrent(x_feat_dim, h_dim, rnn)
+        self.posterior = Combiner(z_dim, h_dim, min_std)
 
     @classmethod
     def check_settings(cls, settings: dict[str, Any]) -> None:
@@ -157,9 +162,9 @@ class DMM(SequenceModel):
     def summarise_future(self, x: Tensor, mask: Tensor) -> Tensor | None:
         """r_t, the backward RNN's state over phi_x(x)_{t:T}, for every step of x (B, T, ...) where the posterior
         is smoothing (else None)."""
-        if not isinstance(self.inference, BackwardRNN):
+        if not isinstance(self.summary, BackwardRNN):
             return None
-        return self.inference(self.phi_x(self.likelihood.features(x, self.dtype)), mask)  # (B, T, H)
+        return self.summary(self.phi_x(self.likelihood.features(x, self.dtype)), mask)  # (B, T, H)
 
     def forward(
         self,
@@ -177,11 +182,11 @@ class DMM(SequenceModel):
         check_samples(samples, state)
         mask = full_mask(x) if mask is None else mask
         x_feats = self.phi_x(self.likelihood.features(x, self.dtype))  # (B, T, Fx)
-        if isinstance(self.inference, BackwardRNN):
-            r = self.inference(x_feats, mask) if future is None else future  # (B, T, H)
+        if isinstance(self.summary, BackwardRNN):
+            r = self.summary(x_feats, mask) if future is None else future  # (B, T, H)
             rnn_last = ()
         else:
-            r, rnn_last = self.inference(x_feats, None if state is None else tuple(state[2:]))
+            r, rnn_last = self.summary(x_feats, None if state is None else tuple(state[2:]))
         if samples > 1:
             x, mask, x_feats, r, *rnn_last = per_trajectory(samples, x, mask, x_feats, r, *rnn_last)  # (B*K, ...)
         batch, steps, _ = x_feats.shape
@@ -191,14 +196,14 @@ class DMM(SequenceModel):
             noise = torch.randn(batch, steps, self.latent_dim, device=x.device, dtype=x_feats.dtype)
         posteriors, zs = [], []
         for r_t, noise_t in zip(time_major(r), time_major(noise), strict=True):
-            q = self.combiner(z, r_t)
+            q = self.posterior(z, r_t)
             z = q.rsample(noise_t)
             posteriors.append(q)
             zs.append(z)
         z_all = torch.stack(zs, 1)  # (B, T, Z)
         posterior = stack_gaussians(posteriors)
         x_feat_prev = shifted(x_feats, None if state is None else state[1]) if self.augmented else None
-        prior = self.transition(shifted(z_all, z_first), x_feat_prev)  # every step at once, after the chain
+        prior = self.prior(shifted(z_all, z_first), x_feat_prev)  # every step at once, after the chain
         prior = self.start(prior) if state is None else prior  # a continuing window has no first step
         x_params = self.emission(z_all, x_feat_prev)
         recon = masked(self.likelihood.nll(x_params, x), mask)
@@ -218,6 +223,6 @@ class DMM(SequenceModel):
         z, x_feat, first = carried
         extra = x_feat if self.augmented else None
         noise = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator)
-        z = noise if first and self.standard_start else self.transition(z, extra).rsample(noise)
+        z = noise if first and self.standard_start else self.prior(z, extra).rsample(noise)
         x_t = self.likelihood.sample(self.emission(z, extra), temperature, generator)
         return x_t, (z, self.phi_x(self.likelihood.features(x_t.unsqueeze(1), self.dtype))[:, 0], False)

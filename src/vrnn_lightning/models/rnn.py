@@ -7,7 +7,7 @@ Its KL is zero and its bound is the exact negative log-likelihood, so `model=rnn
 comparison of Chung et al. on the project's data. The recurrence is torch's fused nn.GRU / nn.LSTM.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -37,6 +37,7 @@ def to_batch_first(state: Any) -> Any:
 
 class RNN(SequenceModel):
     latent_dim = 0
+    renamed: ClassVar[dict[str, str]] = {"decoder.": "emission.", "rnn.": "deterministic."}  # earlier names
 
     def __init__(
         self,
@@ -57,9 +58,9 @@ class RNN(SequenceModel):
         self.h_dim = h_dim
         self.likelihood = likelihood
         self.phi_x = with_dropout(mlp(likelihood.in_dim, x_feat_dim, mlp_layers), dropout)
-        self.decoder_dropout = dropout_or_identity(dropout)  # on the decoder's input h_{t-1}
-        self.decoder = nn.Sequential(mlp(h_dim, hidden_dim, mlp_layers), nn.Linear(hidden_dim, likelihood.param_dim))
-        self.rnn = (nn.GRU if rnn == "gru" else nn.LSTM)(x_feat_dim, h_dim, batch_first=True)
+        self.emission_dropout = dropout_or_identity(dropout)  # on the decoder's input h_{t-1}
+        self.emission = nn.Sequential(mlp(h_dim, hidden_dim, mlp_layers), nn.Linear(hidden_dim, likelihood.param_dim))
+        self.deterministic = (nn.GRU if rnn == "gru" else nn.LSTM)(x_feat_dim, h_dim, batch_first=True)
 
     @classmethod
     def check_settings(cls, settings: dict[str, Any]) -> None:
@@ -73,13 +74,13 @@ class RNN(SequenceModel):
         mask = full_mask(x) if mask is None else mask
         x_feats = self.phi_x(self.likelihood.features(x, self.dtype))  # (B, T, Fx)
         torch_state = None if state is None else to_torch_layout(state)  # (1, B, H) as nn.GRU / nn.LSTM take it
-        hiddens, last = self.rnn(x_feats, torch_state)  # (B, T, H): h_t
+        hiddens, last = self.deterministic(x_feats, torch_state)  # (B, T, H): h_t
         if state is None:
             h_first = hiddens.new_zeros(hiddens.shape[0], self.h_dim)
         else:
             h_first = state if isinstance(state, Tensor) else state[0]
         h_prev = torch.cat([h_first.unsqueeze(1), hiddens[:, :-1]], 1)  # (B, T, H): h_{t-1}
-        x_params = self.decoder(self.decoder_dropout(h_prev))
+        x_params = self.emission(self.emission_dropout(h_prev))
         recon = masked(self.likelihood.nll(x_params, x), mask)
         return SequenceOutput(recon, torch.zeros_like(recon), mask, x_params, state=to_batch_first(last))
 
@@ -87,12 +88,12 @@ class RNN(SequenceModel):
         """(h, the RNN's state) after reading `prime`, or the zero state."""
         if prime is None:
             return torch.zeros(batch_size, self.h_dim, device=self.device), None
-        hiddens, state = self.rnn(self.phi_x(self.likelihood.features(prime, self.dtype)))
+        hiddens, state = self.deterministic(self.phi_x(self.likelihood.features(prime, self.dtype)))
         return hiddens[:, -1], state
 
     def generation_step(self, carried: Any, temperature: float, generator: torch.Generator | None) -> Any:
         """x_t ~ p(x_t | h_{t-1}), then h_t."""
         h, state = carried
-        x_t = self.likelihood.sample(self.decoder(h), temperature, generator)
-        hiddens, state = self.rnn(self.phi_x(self.likelihood.features(x_t.unsqueeze(1), self.dtype)), state)
+        x_t = self.likelihood.sample(self.emission(h), temperature, generator)
+        hiddens, state = self.deterministic(self.phi_x(self.likelihood.features(x_t.unsqueeze(1), self.dtype)), state)
         return x_t, (hiddens[:, -1], state)

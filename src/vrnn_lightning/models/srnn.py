@@ -15,7 +15,7 @@ step up front (`ChainGaussian`). The VRNN's names for the same sizes: `h_dim` th
 a_t), `z_dim`, `x_feat_dim` (phi_x), `hidden_dim` and `mlp_layers` the MLPs.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -57,7 +57,8 @@ class SRNN(SequenceModel):
     """An SRNN over sequences x of shape (B, T, ...); the likelihood head fixes what x_t is. Its carried state
     is (d_T [, c_T for an LSTM], z_T, phi_x(x_T)): everything the next window's first step reads."""
 
-    posterior_modules = ("posterior", "future")  # read by q alone
+    posterior_modules = ("posterior", "summary")  # read by q alone
+    renamed: ClassVar[dict[str, str]] = {"future.": "summary."}  # earlier names
 
     def __init__(
         self,
@@ -83,8 +84,8 @@ class SRNN(SequenceModel):
         self.phi_x = with_dropout(mlp(likelihood.in_dim, x_feat_dim, mlp_layers), dropout)
         self.deterministic = Recurrent(x_feat_dim, h_dim, rnn)
         self.prior = ChainGaussian(z_dim, h_dim, hidden_dim, z_dim, mlp_layers, min_std)
-        self.future = BackwardRNN(h_dim + x_feat_dim, h_dim, rnn) if posterior == "smoothing" else None
-        summary_dim = h_dim if self.future is not None else h_dim + x_feat_dim
+        self.summary = BackwardRNN(h_dim + x_feat_dim, h_dim, rnn) if posterior == "smoothing" else None
+        summary_dim = h_dim if self.summary is not None else h_dim + x_feat_dim
         self.posterior = ChainGaussian(z_dim, summary_dim, hidden_dim, z_dim, mlp_layers, min_std)
         self.emission = Emission(z_dim + h_dim, hidden_dim, likelihood.param_dim, mlp_layers, dropout)
 
@@ -104,11 +105,11 @@ class SRNN(SequenceModel):
     def summarise_future(self, x: Tensor, mask: Tensor) -> Tensor | None:
         """a_t, the backward state over [d, phi_x(x)]_{t:T}, for every step of x (B, T, ...) where the posterior
         is smoothing (else None); d runs from the start of the sequence, as in `forward` without a state."""
-        if self.future is None:
+        if self.summary is None:
             return None
         x_feats = self.phi_x(self.likelihood.features(x, self.dtype))  # (B, T, Fx)
         d, _ = self.deterministic(shifted(x_feats, None), None)  # (B, T, H)
-        return self.future(torch.cat([d, x_feats], -1), mask)  # (B, T, H)
+        return self.summary(torch.cat([d, x_feats], -1), mask)  # (B, T, H)
 
     def forward(
         self,
@@ -130,8 +131,8 @@ class SRNN(SequenceModel):
         d, d_last = self.deterministic(shifted(x_feats, x_feat_prev), d_state)  # (B, T, H): d_t over x_{<t}
         summary = torch.cat([d, x_feats], -1)  # (B, T, H + Fx)
         a = summary  # (B, T, H + Fx): what a filtering posterior reads
-        if self.future is not None:
-            a = self.future(summary, mask) if future is None else future  # (B, T, H): a_t over the steps from t
+        if self.summary is not None:
+            a = self.summary(summary, mask) if future is None else future  # (B, T, H): a_t over the steps from t
         if samples > 1:
             x, mask, x_feats, d, a, *d_last = per_trajectory(samples, x, mask, x_feats, d, a, *d_last)  # (B*K, ...)
         batch, steps, _ = x_feats.shape

@@ -11,7 +11,7 @@ the whole sequence at once, with no loop in Python. The VRNN's names: `h_dim` bo
 only (q reads x_{1:t}, as the paper's).
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -52,7 +52,12 @@ class STORN(SequenceModel):
     """A STORN over sequences x of shape (B, T, ...). Its carried state is (the recognition RNN's state, the
     generating RNN's state, phi_x(x_T)), an LSTM's (h, c) as two entries each."""
 
-    posterior_modules = ("recognition", "posterior")  # read by q alone
+    posterior_modules = ("summary", "posterior")  # read by q alone
+    renamed: ClassVar[dict[str, str]] = {
+        "recognition.": "summary.",
+        "generating.": "deterministic.",
+        "decoder.": "emission.",
+    }  # earlier versions' names of its parts
 
     def __init__(
         self,
@@ -84,10 +89,10 @@ class STORN(SequenceModel):
         self.likelihood = likelihood
         self.phi_x = with_dropout(mlp(likelihood.in_dim, x_feat_dim, mlp_layers), dropout)
         self.phi_z = mlp(z_dim, z_feat_dim, mlp_layers)
-        self.recognition = Recurrent(x_feat_dim, h_dim, rnn)
+        self.summary = Recurrent(x_feat_dim, h_dim, rnn)
         self.posterior = Posterior(h_dim, hidden_dim, z_dim, mlp_layers, min_std)
-        self.generating = Recurrent(z_feat_dim + x_feat_dim, h_dim, rnn)
-        self.decoder = Decoder(h_dim, hidden_dim, likelihood.param_dim, mlp_layers, dropout)
+        self.deterministic = Recurrent(z_feat_dim + x_feat_dim, h_dim, rnn)
+        self.emission = Decoder(h_dim, hidden_dim, likelihood.param_dim, mlp_layers, dropout)
 
     @classmethod
     def check_settings(cls, settings: dict[str, Any]) -> None:
@@ -97,7 +102,7 @@ class STORN(SequenceModel):
         """(the recognition RNN's state, the generating RNN's state, phi_x(x_{t-1})) of a carried state."""
         if state is None:
             return None, None, None
-        parts = self.recognition.parts
+        parts = self.summary.parts
         return tuple(state[:parts]), tuple(state[parts : 2 * parts]), state[2 * parts]
 
     def forward(
@@ -115,14 +120,14 @@ class STORN(SequenceModel):
         mask = full_mask(x) if mask is None else mask
         e_state, h_state, x_feat_prev = self.split_state(state)
         x_feats = self.phi_x(self.likelihood.features(x, self.dtype))  # (B, T, Fx)
-        e, e_last = self.recognition(x_feats, e_state)  # (B, T, H): e_t over x_{1:t}
+        e, e_last = self.summary(x_feats, e_state)  # (B, T, H): e_t over x_{1:t}
         if samples > 1:
             x, mask, x_feats, e, *e_last = per_trajectory(samples, x, mask, x_feats, e, *e_last)  # (B*K, ...)
         posterior = self.posterior(e)  # (B, T, Z)
         z = posterior.rsample(noise)  # (B, T, Z), all steps at once
         generator_inputs = torch.cat([self.phi_z(z), shifted(x_feats, x_feat_prev)], -1)
-        h, h_last = self.generating(generator_inputs, h_state)  # (B, T, H): h_t
-        x_params = self.decoder(h)
+        h, h_last = self.deterministic(generator_inputs, h_state)  # (B, T, H): h_t
+        x_params = self.emission(h)
         prior = standard_normal(z)
         recon = masked(self.likelihood.nll(x_params, x), mask)
         kl = masked(posterior.kl(prior), mask)
@@ -139,6 +144,6 @@ class STORN(SequenceModel):
         """z_t ~ N(0, I) -> h_t -> x_t ~ p(x_t | h_t)."""
         h_state, x_feat = carried
         z = torch.randn(len(x_feat), self.latent_dim, device=self.device, dtype=self.dtype, generator=generator)
-        h, h_state = self.generating(torch.cat([self.phi_z(z), x_feat], -1).unsqueeze(1), h_state)
-        x_t = self.likelihood.sample(self.decoder(h[:, 0]), temperature, generator)
+        h, h_state = self.deterministic(torch.cat([self.phi_z(z), x_feat], -1).unsqueeze(1), h_state)
+        x_t = self.likelihood.sample(self.emission(h[:, 0]), temperature, generator)
         return x_t, (h_state, self.phi_x(self.likelihood.features(x_t.unsqueeze(1), self.dtype))[:, 0])

@@ -123,7 +123,7 @@ def check_fusable(model: "VRNN") -> None:
     """Refuse, in one line, an in-loop MLP the loop would misread: the encoder's trunk and phi_z must be
     Linear layers each followed by a ReLU, and nothing else (phi_x, the prior and the decoder run outside the
     loop as ordinary modules)."""
-    for name in ("encoder.trunk", "phi_z"):
+    for name in ("posterior.trunk", "phi_z"):
         stack = model.get_submodule(name)
         kinds = [type(m) for m in stack]
         if kinds != [nn.Linear, nn.ReLU] * (len(kinds) // 2) or not kinds:
@@ -149,11 +149,11 @@ def time_parallel_forward(
     x_width = x_feats.shape[-1]
     mask = full_mask(x) if mask is None else mask
     # What the encoder reads besides h_{t-1}: phi_x(x_t), and for a smoothing posterior b_t over x_{t:T}
-    if model.future is not None and future is None:
-        future = model.future(x_feats, mask)  # (B, T, H): b_t
+    if model.summary is not None and future is None:
+        future = model.summary(x_feats, mask)  # (B, T, H): b_t
     observed = x_feats if future is None else torch.cat([x_feats, future], -1)
     observed_width = observed.shape[-1]
-    encoder, cell = model.encoder, model.recurrence.cell
+    encoder, cell = model.posterior, model.deterministic.cell
     enc_first, *_ = encoder.trunk
     enc_x = F.linear(observed, enc_first.weight[:, :observed_width], enc_first.bias)  # (B, T, E)
     gates_x = F.linear(x_feats, cell.weight_ih[:, :x_width], cell.bias_ih)  # (B, T, G)
@@ -181,7 +181,7 @@ def time_parallel_forward(
     state = model.initial_state(batch) if state is None else state
     hiddens, means, stds, z_feats = [], [], [], []
     for t in range(steps):
-        hiddens.append(model.recurrence.hidden(state))
+        hiddens.append(model.deterministic.hidden(state))
         step = LoopStep(
             enc_x.slices[t],
             gates_x.slices[t],
@@ -205,7 +205,7 @@ def time_parallel_forward(
     h_prev = torch.stack(hiddens, 1)  # (B, T, H): h_{t-1} at every t
     posterior = DiagonalGaussian(torch.stack(means, 1), torch.stack(stds, 1))  # (B, T, Z)
     prior = model.prior(h_prev)
-    x_params = model.decoder(torch.stack(z_feats, 1), h_prev)  # (B, T, param_dim)
+    x_params = model.emission(torch.stack(z_feats, 1), h_prev)  # (B, T, param_dim)
     z = torch.addcmul(posterior.mean, posterior.std, noise)  # the draws the loop made, batched
     recon = masked(model.likelihood.nll(x_params, x), mask)
     kl = masked(posterior.kl(prior), mask)

@@ -1,21 +1,21 @@
 """The Variational Recurrent Neural Network of Chung et al. (2015), arXiv:1506.02216.
 
 At each step t, with h_{t-1} the recurrent state:
-    prior      p(z_t | h_{t-1})             = N(Prior(h_{t-1}))
-    encoder    q(z_t | x_t, h_{t-1})        = N(Encoder(phi_x(x_t), h_{t-1}))               (filtering)
-               q(z_t | x_{t:T}, h_{t-1})    = N(Encoder(phi_x(x_t), b_t, h_{t-1}))          (smoothing)
-    decoder    p(x_t | z_t, h_{t-1})        = likelihood(Decoder(phi_z(z_t), h_{t-1}))
-    recurrence h_t = Recurrence(phi_x(x_t), phi_z(z_t), h_{t-1})
+    prior         p(z_t | h_{t-1})          = N(Prior(h_{t-1}))                            (`prior`)
+    posterior     q(z_t | x_t, h_{t-1})     = N(Encoder(phi_x(x_t), h_{t-1}))     (filtering, `posterior`)
+                  q(z_t | x_{t:T}, h_{t-1}) = N(Encoder(phi_x(x_t), b_t, h_{t-1}))          (smoothing)
+    emission      p(x_t | z_t, h_{t-1})     = likelihood(Decoder(phi_z(z_t), h_{t-1}))     (`emission`)
+    deterministic h_t = Recurrence(phi_x(x_t), phi_z(z_t), h_{t-1})                   (`deterministic`)
 The per-step negative ELBO is  -log p(x_t | z_t, h_{t-1}) + KL(q || p). The smoothing posterior reads b_t, the
-state of a backward GRU over phi_x(x_{t:T}) (`FutureSummary`), as SRNN and Z-forcing do: still a valid bound
-(any q gives one), generation unchanged (it runs on the prior).
+state of a backward GRU over phi_x(x_{t:T}) (`FutureSummary`, the part `summary`), as SRNN and Z-forcing do:
+still a valid bound (any q gives one), generation unchanged (it runs on the prior).
 
 `VRNN.step` is the model one step at a time, as the paper writes it: generation, priming and the per-step
 reference use it. Training runs the same maths time-parallel (`time_parallel.py`), tested equal to it.
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -138,7 +138,13 @@ class Step:
 class VRNN(SequenceModel):
     """A VRNN over sequences x of shape (B, T, ...); the likelihood head fixes what x_t is."""
 
-    posterior_modules = ("encoder", "future")  # read by q alone
+    posterior_modules = ("posterior", "summary")  # read by q alone
+    renamed: ClassVar[dict[str, str]] = {
+        "encoder.": "posterior.",
+        "decoder.": "emission.",
+        "recurrence.": "deterministic.",
+        "future.": "summary.",
+    }  # earlier versions' names of its parts
 
     def __init__(
         self,
@@ -186,12 +192,12 @@ class VRNN(SequenceModel):
         self.phi_x = with_dropout(mlp(likelihood.in_dim, x_feat_dim, mlp_layers), dropout)
         self.phi_z = mlp(z_dim, z_feat_dim, mlp_layers)
         self.prior = Prior(h_dim, hidden_dim, z_dim, mlp_layers, min_std)
-        self.future = FutureSummary(x_feat_dim, h_dim) if posterior == "smoothing" else None
+        self.summary = FutureSummary(x_feat_dim, h_dim) if posterior == "smoothing" else None
         self.future_predictor = FuturePredictor(z_dim, hidden_dim, h_dim, mlp_layers) if future_prediction else None
-        observed_dim = x_feat_dim + (h_dim if self.future is not None else 0)
-        self.encoder = Encoder(observed_dim, h_dim, hidden_dim, z_dim, mlp_layers, min_std)
-        self.decoder = Decoder(z_feat_dim, h_dim, hidden_dim, likelihood.param_dim, mlp_layers, dropout)
-        self.recurrence = Recurrence(x_feat_dim, z_feat_dim, h_dim, rnn)
+        observed_dim = x_feat_dim + (h_dim if self.summary is not None else 0)
+        self.posterior = Encoder(observed_dim, h_dim, hidden_dim, z_dim, mlp_layers, min_std)
+        self.emission = Decoder(z_feat_dim, h_dim, hidden_dim, likelihood.param_dim, mlp_layers, dropout)
+        self.deterministic = Recurrence(x_feat_dim, z_feat_dim, h_dim, rnn)
         check_fusable(self)
 
     @classmethod
@@ -209,7 +215,7 @@ class VRNN(SequenceModel):
             )
 
     def initial_state(self, batch_size: int) -> State:
-        return self.recurrence.initial_state(batch_size, self.device, self.dtype)
+        return self.deterministic.initial_state(batch_size, self.device, self.dtype)
 
     def step(
         self,
@@ -223,7 +229,7 @@ class VRNN(SequenceModel):
         """One step from state h_{t-1}. Given x_t (B, ...), z_t is drawn from the encoder q(z_t | x_t, h_{t-1})
         (smoothing: `future`, b_t of `FutureSummary`, is also read); without it, z_t is drawn from the prior and
         x_t from the decoder at `temperature`. `noise` (B, z_dim) fixes the draw of z_t."""
-        h = self.recurrence.hidden(state)
+        h = self.deterministic.hidden(state)
         batch = h.shape[0]
         if noise is None:
             noise = torch.randn(batch, self.latent_dim, device=h.device, dtype=h.dtype, generator=generator)
@@ -231,20 +237,20 @@ class VRNN(SequenceModel):
         posterior = None
         if x is not None:
             x_feat = self.phi_x(self.likelihood.features(x.unsqueeze(1), self.dtype)).squeeze(1)
-            posterior = self.encoder(x_feat if self.future is None else torch.cat([x_feat, future], -1), h)
+            posterior = self.posterior(x_feat if self.summary is None else torch.cat([x_feat, future], -1), h)
         z = (posterior or prior).rsample(noise)
         z_feat = self.phi_z(z)
-        x_params = self.decoder(z_feat, h)
+        x_params = self.emission(z_feat, h)
         if x is None:
             x = self.likelihood.sample(x_params, temperature, generator)
             x_feat = self.phi_x(self.likelihood.features(x.unsqueeze(1), self.dtype)).squeeze(1)
-        return Step(x, prior, posterior, z, x_params, self.recurrence(x_feat, z_feat, state))
+        return Step(x, prior, posterior, z, x_params, self.deterministic(x_feat, z_feat, state))
 
     def summarise_future(self, x: Tensor, mask: Tensor) -> Tensor | None:
         """b_t of `FutureSummary` for every step of x (B, T, ...) where the posterior is smoothing (else None)."""
-        if self.future is None:
+        if self.summary is None:
             return None
-        return self.future(self.phi_x(self.likelihood.features(x, self.dtype)), mask)  # (B, T, H)
+        return self.summary(self.phi_x(self.likelihood.features(x, self.dtype)), mask)  # (B, T, H)
 
     def forward(
         self,

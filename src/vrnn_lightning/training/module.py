@@ -20,7 +20,7 @@ from torch import Tensor
 from vrnn_lightning.data.base import Batch, figure_value
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.models import SequenceModel, SequenceOutput
-from vrnn_lightning.models.base import detach_state, shared_dropout
+from vrnn_lightning.models.base import detach_state, shared_dropout, with_current_names
 from vrnn_lightning.objectives import ELBO, Objective
 from vrnn_lightning.objectives.bounds import trajectories
 from vrnn_lightning.training.cuda_graphs import GraphedPasses, graphs_for
@@ -186,6 +186,7 @@ class SequenceModule(L.LightningModule):
         sample and `load` alike: `training/checkpoints.py`)."""
         from vrnn_lightning.training.checkpoints import check_weights_fit
 
+        state_dict = with_current_names(self.model, state_dict, prefix="model.")  # parts renamed since
         check_weights_fit(self.state_dict(), state_dict, strict)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
