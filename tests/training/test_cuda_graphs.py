@@ -337,3 +337,22 @@ def test_auto_runs_eager_on_a_gpu_until_a_card_has_passed_the_check_and_true_opt
         module.decide_graphs()
     assert module.graphs is not None
     assert "checked on NVIDIA H100" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize("objective", ["fivo", "dreg"])
+def test_an_objective_whose_training_steps_run_eager_says_so_in_one_line(objective, caplog, monkeypatch):
+    """FIVO resamples between steps and DReG runs two passes through torch.func: their training steps cannot
+    replay one graph, so they run eager with a line in the log, while validation's passes stay graphed."""
+    from vrnn_lightning.objectives import FIVO
+    from vrnn_lightning.objectives.dreg import DReG
+
+    chosen = {"fivo": FIVO(samples=2), "dreg": DReG(samples=2)}[objective]
+    module = SequenceModule(tiny_vrnn(), torch.optim.AdamW, data_metadata={}, objective=chosen, cuda_graphs=True)
+    module._trainer = fake_gpu_trainer(monkeypatch, accumulate_grad_batches=1)
+    with caplog.at_level(logging.INFO, logger="vrnn_lightning.training.cuda_graphs"):
+        module.decide_graphs()
+    said = [r.getMessage() for r in caplog.records]
+    assert module.graphs is not None and said[0].startswith("CUDA graphs: on")
+    assert said[1] == (
+        f"CUDA graphs: objective={objective} runs its training steps eager; its validation and test passes are graphed"
+    )

@@ -316,7 +316,7 @@ def graphs_for(
     log.info("CUDA graphs: on (module.cuda_graphs=%s, %s; false turns them off)", str(setting).lower(), checked)
     if objective is not None and not objective.graphed:
         log.info(
-            "CUDA graphs: objective=%s trains step by step, eager; its validation and test passes are graphed",
+            "CUDA graphs: objective=%s runs its training steps eager; its validation and test passes are graphed",
             objective.name,
         )
     return GraphedPasses(model)
