@@ -12,6 +12,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from torch import Tensor
 
+from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.models.base import SequenceModel, SequenceOutput, locate
 from vrnn_lightning.objectives.bounds import trajectories
 
@@ -60,6 +61,15 @@ class Objective(ABC):
             raise ValueError(
                 f"objective={self.name} filters or weighs latent variables, and {type(model).__name__} has none; "
                 "objective=elbo is already its exact likelihood"
+            )
+
+    def check_batch(self, batch: Any) -> None:
+        """Refuse, in one line, a training batch that continues the last one's stream where this objective does
+        not carry the state (config checks refuse data.stateful=true with it first; this guards direct use)."""
+        if not batch.first and not self.carries_state:
+            raise ConfigError(
+                f"objective={self.name} draws K trajectories per window and cannot carry one state between "
+                "windows; use objective=elbo with data.stateful=true"
             )
 
     @property

@@ -237,3 +237,10 @@ def check_weights_fit(own: dict[str, Any], state_dict: dict[str, Any], strict: b
             f"the checkpoint's weights do not fit the model built from its settings: {mismatch}; resume or "
             "evaluate with the model settings it was trained with (its .hydra/config.yaml)"
         )
+
+
+def record_contract(checkpoint: dict[str, Any], model: SequenceModel, datamodule: Any) -> None:
+    """What a checkpoint needs to rebuild the model, and the data module, from the file alone."""
+    checkpoint["model_config"] = model.config
+    if datamodule is not None:
+        checkpoint["datamodule_class"] = f"{type(datamodule).__module__}.{type(datamodule).__qualname__}"

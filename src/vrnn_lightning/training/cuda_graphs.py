@@ -276,6 +276,18 @@ class GraphedPasses:
         return inputs if noise is None else (*inputs, pad_to(noise, rows, steps))
 
 
+def posterior_noise(model: SequenceModel, x: Tensor, samples: int = 1) -> Tensor | None:
+    """The posterior noise of a pass over x (B, T, ...) with `samples` trajectories per sequence, drawn outside
+    the model (and outside any CUDA graph) from the run's seeded generator: the draw the model would make itself,
+    in the dtype it would use (autocast's under mixed precision), so eager and graphed runs, and resumed ones,
+    draw alike. None for a model without latents."""
+    if not model.latent_dim:
+        return None
+    device = x.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else model.dtype
+    return torch.randn(len(x) * samples, x.shape[1], model.latent_dim, device=x.device, dtype=dtype)
+
+
 def why_not_graphed(setting: bool | str, device: torch.device, trainer: Any, model: SequenceModel) -> str | None:
     """Why the model's pass runs eager under `module.cuda_graphs=setting` (one line), or None where it is
     replayed as CUDA graphs. `trainer` may be None (a module used without one)."""

@@ -1,12 +1,10 @@
 """The LightningModule: Lightning's glue around a model of the contract and an objective of the contract.
 
 The objective (`objectives/`) says what a training step optimises and which bound a run is judged by; the module
-runs it, logs its terms, and in validation and test logs the full ELBO of every run (`*/recon`, `*/kl`, `*/loss`,
-`*/loss_per_sequence`, the data's own figures such as `*/bpc`, per real step of the data's `step_unit`, in
-nats) and, beside it, the trained objective's own bound (`val/iw_bound`, `val/fivo_bound`: negative bounds per
-real step, lower is better), by which checkpoints are chosen (conf/callbacks/model_checkpoint.yaml). Samples,
-pictures, latent usage and the random state are callbacks (`training/callbacks/`), which read the
-`SequenceOutput`s that `validation_step` and `test_step` return.
+runs it and logs: in validation and test the full ELBO of every run (`*/recon`, `*/kl`, `*/loss`,
+`*/loss_per_sequence`, the data's figures such as `*/bpc`, in nats per real step) and beside it the trained
+objective's own bound (`val/iw_bound`, `val/fivo_bound`, negated per real step), which chooses checkpoints.
+Dashboards are callbacks (`training/callbacks/`) reading the `SequenceOutput`s the evaluation steps return.
 """
 
 import logging
@@ -18,13 +16,12 @@ import torch
 from torch import Tensor
 
 from vrnn_lightning.data.base import Batch, figure_value
-from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.models import SequenceModel, SequenceOutput
 from vrnn_lightning.models.base import detach_state, shared_dropout, with_current_names
 from vrnn_lightning.objectives import ELBO, Objective
 from vrnn_lightning.objectives.bounds import trajectories
-from vrnn_lightning.training.cuda_graphs import GraphedPasses, graphs_for
-from vrnn_lightning.training.schedules import warmup_cosine
+from vrnn_lightning.training.cuda_graphs import GraphedPasses, graphs_for, posterior_noise
+from vrnn_lightning.training.schedules import with_lr_schedule
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +59,8 @@ class SequenceModule(L.LightningModule):
         self.graphs_decided = False
 
     def draw_noise(self, x: Tensor, samples: int = 1) -> Tensor | None:
-        """The posterior noise of a pass over x (B, T, ...) with `samples` trajectories per sequence, drawn here,
-        outside the model (and outside any CUDA graph), from the run's seeded generator: the draw the model would
-        make itself, in the dtype it would use (autocast's under mixed precision), so eager and graphed runs, and
-        resumed ones, draw alike."""
-        if not self.model.latent_dim:
-            return None
-        device = x.device.type
-        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else self.model.dtype
-        return torch.randn(len(x) * samples, x.shape[1], self.model.latent_dim, device=x.device, dtype=dtype)
+        """The posterior noise of a pass over x with `samples` trajectories per sequence (`posterior_noise`)."""
+        return posterior_noise(self.model, x, samples)
 
     def decide_graphs(self) -> None:
         """Whether the model's pass runs as CUDA graphs (`training/cuda_graphs.py` decides and logs why)."""
@@ -111,11 +101,7 @@ class SequenceModule(L.LightningModule):
         self.graphs, self.graphs_decided = None, False
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        if not batch.first and not self.objective.carries_state:
-            raise ConfigError(
-                f"objective={self.objective.name} draws K trajectories per window and cannot carry one state "
-                "between windows; use objective=elbo with data.stateful=true"
-            )
+        self.objective.check_batch(batch)
         terms = self.objective.training_terms(self, batch)
         loss = terms.loss
         if terms.auxiliary is not None:  # outside the bound
@@ -172,14 +158,9 @@ class SequenceModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.hparams.lr_schedule == "constant" and self.hparams.warmup_steps <= 0:
-            return {"optimizer": optimizer}
-        total = self.trainer.estimated_stepping_batches
-        min_ratio = 1.0 if self.hparams.lr_schedule == "constant" else self.hparams.min_lr_ratio
-        factor = warmup_cosine(max(1, self.hparams.warmup_steps), int(total), min_ratio)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        optimizer, hp = self.optimizer_factory(params=self.parameters()), self.hparams
+        total = int(self.trainer.estimated_stepping_batches) if hp.lr_schedule != "constant" or hp.warmup_steps else 0
+        return with_lr_schedule(optimizer, hp.lr_schedule, hp.warmup_steps, total, hp.min_lr_ratio)
 
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True, assign: bool = False) -> Any:
         """torch's, with a checkpoint whose tensors do not fit the model named in one line (a resume, eval,
@@ -191,8 +172,6 @@ class SequenceModule(L.LightningModule):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Enough to rebuild the model, and the data module, from the checkpoint alone.
-        checkpoint["model_config"] = self.model.config
-        datamodule = getattr(self._trainer, "datamodule", None)
-        if datamodule is not None:
-            checkpoint["datamodule_class"] = f"{type(datamodule).__module__}.{type(datamodule).__qualname__}"
+        from vrnn_lightning.training.checkpoints import record_contract
+
+        record_contract(checkpoint, self.model, getattr(self._trainer, "datamodule", None))

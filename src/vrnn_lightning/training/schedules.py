@@ -2,6 +2,9 @@
 
 import math
 from collections.abc import Callable
+from typing import Any
+
+import torch
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float) -> Callable[[int], float]:
@@ -19,3 +22,15 @@ def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float) -> Call
 def kl_weight(step: int, warmup_steps: int) -> float:
     """beta: ramps linearly 0 -> 1 over `warmup_steps` optimiser steps (1 when off)."""
     return 1.0 if warmup_steps <= 0 else min(1.0, step / warmup_steps)
+
+
+def with_lr_schedule(
+    optimizer: torch.optim.Optimizer, schedule: str, warmup_steps: int, total_steps: int, min_ratio: float
+) -> dict[str, Any]:
+    """Lightning's `configure_optimizers` answer: the optimiser, and a per-step schedule where there is one
+    (`constant` with warm-up, or `cosine`: warm-up, then decay to `min_ratio` by `total_steps`)."""
+    if schedule == "constant" and warmup_steps <= 0:
+        return {"optimizer": optimizer}
+    factor = warmup_cosine(max(1, warmup_steps), total_steps, 1.0 if schedule == "constant" else min_ratio)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
