@@ -23,7 +23,7 @@ from vrnn_lightning.models.likelihoods import Likelihood
 @dataclass
 class SequenceOutput:
     """A teacher-forced pass. `recon` and `kl` (B, T) are per-step nats, zero where `mask` is 0; `x_params`
-    (B, T, param_dim) are the decoder's outputs; a model with latents adds the posterior and prior Gaussians
+    (B, T, param_dim) are the emission's outputs; a model with latents adds the posterior and prior Gaussians
     and the sampled trajectory z, each (B, T, latent_dim). `state` is the recurrent state after the last step
     (after padding too: carry it on only from batches without padding), for the next window of a stream.
     `auxiliary` (B, T) is a per-step training cost outside the bound (Z-forcing's), where the model has one."""
@@ -266,7 +266,7 @@ def with_dropout(stack: nn.Sequential, rate: float) -> nn.Sequential:
 
 
 def mlp(in_dim: int, width: int, layers: int) -> nn.Sequential:
-    """`layers` x (Linear, ReLU): the feature extractors and the trunks of the prior, encoder and decoder."""
+    """`layers` x (Linear, ReLU): the feature extractors and the trunks of the prior, posterior and emission."""
     modules: list[nn.Module] = []
     for i in range(layers):
         modules += [nn.Linear(in_dim if i == 0 else width, width), nn.ReLU()]
