@@ -140,6 +140,19 @@ class SequenceModel(nn.Module, ABC):
         sequence and hands each step its slice; it reads no z, so it is the same for every particle."""
         return None
 
+    def remember(self, arguments: dict[str, Any], unless: dict[str, Any] | None = None) -> None:
+        """The constructors' shared first step, given their `locals()` before anything else: the settings
+        checked by the model's own `check_settings`, kept as the `config` that `build` turns back into an
+        untrained copy (without those at the value `unless` names: options earlier versions lacked, so their
+        configs still compare equal), and the likelihood head kept."""
+        likelihood = arguments["likelihood"]
+        settings = {k: v for k, v in arguments.items() if k not in ("self", "likelihood", "__class__")}
+        self.check_settings(settings)
+        kept = {k: v for k, v in settings.items() if k not in (unless or {}) or unless[k] != v}
+        target = f"{type(self).__module__}.{type(self).__qualname__}"
+        self.config = dict(_target_=target, likelihood=likelihood.config, **kept)
+        self.likelihood = likelihood
+
     def posterior_parameters(self) -> list[nn.Parameter]:
         """The parameters only the posterior reads (its own network, its summary of the future): they reach the
         bound through q's means and standard deviations alone. Doubly reparameterised gradients (DReG) apply to

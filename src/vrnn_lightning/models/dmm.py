@@ -117,20 +117,9 @@ class DMM(SequenceModel):
         initial_prior: str = "standard",
     ) -> None:
         super().__init__()
-        sizes = dict(h_dim=h_dim, z_dim=z_dim, x_feat_dim=x_feat_dim, hidden_dim=hidden_dim, mlp_layers=mlp_layers)
-        options = dict(
-            rnn=rnn,
-            posterior=posterior,
-            augmented=augmented,
-            min_std=min_std,
-            dropout=dropout,
-            initial_prior=initial_prior,
-        )
-        self.check_settings({**sizes, **options})
-        self.config = dict(_target_=f"{__name__}.DMM", likelihood=likelihood.config, **sizes, **options)
+        self.remember(locals())
         self.latent_dim, self.x_feat_dim, self.augmented = z_dim, x_feat_dim, augmented
         self.standard_start = initial_prior == "standard"
-        self.likelihood = likelihood
         self.phi_x = with_dropout(mlp(likelihood.in_dim, x_feat_dim, mlp_layers), dropout)
         extra = x_feat_dim if augmented else 0
         self.prior = GatedTransition(z_dim, extra, hidden_dim, mlp_layers, min_std)

@@ -50,13 +50,8 @@ class RNN(SequenceModel):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        sizes = dict(h_dim=h_dim, x_feat_dim=x_feat_dim, hidden_dim=hidden_dim, mlp_layers=mlp_layers)
-        self.check_settings(dict(**sizes, rnn=rnn, dropout=dropout))
-        self.config = dict(_target_=f"{__name__}.RNN", likelihood=likelihood.config, **sizes, rnn=rnn)
-        if dropout:  # absent at 0: configs of earlier versions match
-            self.config["dropout"] = dropout
+        self.remember(locals(), unless={"dropout": 0.0})  # absent at 0: earlier configs match
         self.h_dim = h_dim
-        self.likelihood = likelihood
         self.phi_x = with_dropout(mlp(likelihood.in_dim, x_feat_dim, mlp_layers), dropout)
         self.emission_dropout = dropout_or_identity(dropout)  # on the decoder's input h_{t-1}
         self.emission = nn.Sequential(mlp(h_dim, hidden_dim, mlp_layers), nn.Linear(hidden_dim, likelihood.param_dim))

@@ -74,19 +74,8 @@ class STORN(SequenceModel):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        sizes = dict(
-            h_dim=h_dim,
-            z_dim=z_dim,
-            x_feat_dim=x_feat_dim,
-            z_feat_dim=z_feat_dim,
-            hidden_dim=hidden_dim,
-            mlp_layers=mlp_layers,
-        )
-        options = dict(rnn=rnn, posterior=posterior, min_std=min_std, dropout=dropout)
-        self.check_settings({**sizes, **options})
-        self.config = dict(_target_=f"{__name__}.STORN", likelihood=likelihood.config, **sizes, **options)
+        self.remember(locals())
         self.latent_dim, self.x_feat_dim = z_dim, x_feat_dim
-        self.likelihood = likelihood
         self.phi_x = with_dropout(mlp(likelihood.in_dim, x_feat_dim, mlp_layers), dropout)
         self.phi_z = mlp(z_dim, z_feat_dim, mlp_layers)
         self.summary = Recurrent(x_feat_dim, h_dim, rnn)

@@ -163,32 +163,8 @@ class VRNN(SequenceModel):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        sizes = dict(
-            h_dim=h_dim,
-            z_dim=z_dim,
-            x_feat_dim=x_feat_dim,
-            z_feat_dim=z_feat_dim,
-            hidden_dim=hidden_dim,
-            mlp_layers=mlp_layers,
-        )
-        self.check_settings(
-            dict(**sizes, rnn=rnn, posterior=posterior, future_prediction=future_prediction, min_std=min_std)
-            | dict(compile=compile, dropout=dropout)
-        )
-        self.config = dict(
-            _target_=f"{__name__}.VRNN",
-            likelihood=likelihood.config,
-            **sizes,
-            rnn=rnn,
-            posterior=posterior,
-            future_prediction=future_prediction,
-            min_std=min_std,
-            compile=compile,
-            **({"dropout": dropout} if dropout else {}),  # absent at 0: configs of earlier versions match
-        )
+        self.remember(locals(), unless={"dropout": 0.0})  # absent at 0: earlier configs match
         self.latent_dim, self.compile_mode = z_dim, compile
-
-        self.likelihood = likelihood
         self.phi_x = with_dropout(mlp(likelihood.in_dim, x_feat_dim, mlp_layers), dropout)
         self.phi_z = mlp(z_dim, z_feat_dim, mlp_layers)
         self.prior = Prior(h_dim, hidden_dim, z_dim, mlp_layers, min_std)
