@@ -26,7 +26,7 @@ import torch
 from vrnn_lightning.data.base import SequenceDataModule
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.models import Likelihood, SequenceModel, build
-from vrnn_lightning.objectives import Objective
+from vrnn_lightning.objectives import ELBO, FIVO, IWAE, Objective
 from vrnn_lightning.training.checkpoint_io import load_plain
 from vrnn_lightning.training.module import SequenceModule
 
@@ -107,12 +107,7 @@ OLD_OBJECTIVE_SETTINGS = {
     "resample_threshold": "resample_threshold",
     "resampling": "resampling",
 }
-OLD_OBJECTIVES = {"elbo": "ELBO", "iwae": "IWAE", "fivo": "FIVO"}
-OBJECTIVE_TAKES = {
-    "elbo": ("kl_warmup_steps", "free_bits"),
-    "iwae": ("samples",),
-    "fivo": ("samples", "resample_threshold", "resampling"),
-}
+OLD_OBJECTIVES = {"elbo": ELBO, "iwae": IWAE, "fivo": FIVO}
 
 
 def with_objective_config(hyper_parameters: dict[str, Any]) -> dict[str, Any]:
@@ -123,8 +118,9 @@ def with_objective_config(hyper_parameters: dict[str, Any]) -> dict[str, Any]:
         return hyper_parameters
     kept = {k: v for k, v in hyper_parameters.items() if k != "objective" and k not in OLD_OBJECTIVE_SETTINGS}
     settings = {OLD_OBJECTIVE_SETTINGS[k]: v for k, v in hyper_parameters.items() if k in OLD_OBJECTIVE_SETTINGS}
-    settings = {k: v for k, v in settings.items() if k in OBJECTIVE_TAKES[name]}
-    target = f"vrnn_lightning.objectives.{OLD_OBJECTIVES[name]}"
+    objective = OLD_OBJECTIVES[name]
+    settings = {k: v for k, v in settings.items() if k in inspect.signature(objective).parameters}
+    target = f"vrnn_lightning.objectives.{objective.__name__}"
     return {**kept, "objective": {"_target_": target, **settings}}
 
 
