@@ -7,7 +7,8 @@ log-mean-exp of their weights), which is tighter; with eval.fivo_samples=K the F
 of K particles resampled step by step (any posterior); each bound is computed by the objective that trains on it
 (`objectives/`); KL per latent dimension and active units. With
 eval.stateful=true (text), also the bounds with the recurrent state carried along eval.streams contiguous streams
-(`carried_*`; see `carried_state_metrics`); split=heldout is the text's whole last 10%. Writes metrics.json.
+(`carried_*`; see `carried_state_metrics`); split=heldout is the text's whole last 10%. On frames, PSNR and
+SSIM of the best of eval.futures predicted futures per predicted step (prediction.png). Writes metrics.json.
 """
 
 import json
@@ -126,6 +127,10 @@ def evaluate(cfg: DictConfig) -> dict:
         metrics["kl_per_dim"] = [round(v, 6) for v in latents["kl_per_dim"].tolist()]
     if streams is not None:
         metrics.update(carried_state_metrics(model, streams, iw_samples, metadata))
+    if cfg.eval.get("futures"):  # frames: predicted futures scored (other data has no such figures)
+        folder = Path(cfg.paths.output_dir)
+        predicted = cfg.eval.get("predicted")
+        metrics.update(datamodule.prediction_metrics(model, cfg.split, cfg.eval.futures, predicted, cfg.seed, folder))
     if datamodule.note:
         metrics["note"] = datamodule.note
     return metrics
@@ -182,7 +187,7 @@ def main(cfg: DictConfig) -> None:
     path = Path(cfg.paths.output_dir) / "metrics.json"
     path.write_text(json.dumps(metrics, indent=2) + "\n")
     for name, value in metrics.items():
-        if not isinstance(value, list):
+        if not isinstance(value, list | dict):
             print(f"{name:>30}: {value:.4f}" if isinstance(value, float) else f"{name:>30}: {value}")
     print(f"wrote {path}")
 

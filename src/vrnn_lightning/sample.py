@@ -1,7 +1,8 @@
 """Sample from a checkpoint: python -m vrnn_lightning.sample ckpt_path=... [prompt=ROMEO: length=500 ...]
 
 The checkpoint's data module writes what a person reads or looks at: text prints `num_samples` samples and
-saves them to samples.txt; images write PNG grids of samples from the prior and of completions of test digits.
+saves them to samples.txt; images write PNG grids of samples from the prior and of completions of test digits;
+frames write predicted futures of test videos (futures.png, futures.gif) and prior samples.
 """
 
 from pathlib import Path
@@ -27,7 +28,9 @@ def sample(cfg: DictConfig) -> list[Path]:
     checkpoint = read_checkpoint(cfg.ckpt_path)
     check_against_checkpoint(cfg, "sample", checkpoint)
     module = load_module(checkpoint)
-    request = SampleRequest(cfg.num_samples, cfg.length, cfg.temperature, cfg.seed, cfg.prompt, cfg.image_scale)
+    request = SampleRequest(
+        cfg.num_samples, cfg.length, cfg.temperature, cfg.seed, cfg.prompt, cfg.image_scale, cfg.futures, cfg.predicted
+    )
     return datamodule_class(checkpoint).write_samples(
         module.model.eval(),
         module.hparams.data_metadata,

@@ -66,6 +66,8 @@ class SampleRequest:
     seed: int = 0
     prompt: str = ""
     image_scale: int = 3
+    futures: int = 20  # frames: futures drawn per video
+    predicted: int | None = None  # frames: how many each future has (None: the data's own)
 
 
 class SequenceDataModule(L.LightningDataModule):
@@ -115,6 +117,13 @@ class SequenceDataModule(L.LightningDataModule):
             f"{type(self).__name__} has no contiguous streams to carry a state along; eval.stateful=true "
             "applies to one long sequence such as text (data=shakespeare)"
         )
+
+    def prediction_metrics(
+        self, model: Any, split: str, futures: int, predicted: int | None, seed: int, folder: Path
+    ) -> dict[str, Any]:
+        """Figures of predictions that `eval` adds for this data (frames: PSNR and SSIM of the best of `futures`
+        predicted futures); none for data without them."""
+        return {}
 
     @property
     def metadata(self) -> dict[str, Any]:

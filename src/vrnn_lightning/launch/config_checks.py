@@ -113,6 +113,8 @@ EVAL: dict[str, Check] = {
     "eval.fivo_samples": optional(POSITIVE_INT),
     "eval.resample_threshold": FRACTION,
     "eval.resampling": one_of("multinomial", "systematic"),
+    "eval.futures": COUNT,
+    "eval.predicted": optional(POSITIVE_INT),
     "ckpt_path": TEXT,
 }
 SAMPLE: dict[str, Check] = {
@@ -122,6 +124,8 @@ SAMPLE: dict[str, Check] = {
     "temperature": NON_NEGATIVE,
     "prompt": TEXT,
     "image_scale": POSITIVE_INT,
+    "futures": POSITIVE_INT,
+    "predicted": optional(POSITIVE_INT),
     "ckpt_path": TEXT,
 }
 CHECKS = {"train": TRAIN, "eval": EVAL, "sample": SAMPLE}

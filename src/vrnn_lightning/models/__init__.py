@@ -4,6 +4,7 @@ trainable with a loop of one's own. `base.py` is the contract everything above t
 from vrnn_lightning.models.base import SequenceModel, SequenceOutput, build
 from vrnn_lightning.models.distributions import DiagonalGaussian
 from vrnn_lightning.models.dmm import DMM
+from vrnn_lightning.models.frames import ConvFrames
 from vrnn_lightning.models.likelihoods import Bernoulli, Categorical, Gaussian, GaussianMixture, Likelihood
 from vrnn_lightning.models.made import MADE
 from vrnn_lightning.models.rnn import RNN
@@ -20,6 +21,7 @@ __all__ = [
     "VRNN",
     "Bernoulli",
     "Categorical",
+    "ConvFrames",
     "DiagonalGaussian",
     "Gaussian",
     "GaussianMixture",

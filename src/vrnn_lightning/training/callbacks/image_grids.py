@@ -1,4 +1,5 @@
-"""Image grids in TensorBoard after every validation: inputs over reconstructions, samples, completions."""
+"""Image grids in TensorBoard after every validation: inputs over reconstructions, samples, completions; for
+frames, the truth over predicted futures."""
 
 from typing import Any
 
@@ -6,6 +7,7 @@ import lightning as L
 
 from vrnn_lightning.data.images import picture_grids
 from vrnn_lightning.data.piano_rolls import piano_roll_pictures
+from vrnn_lightning.data.predictions import prediction_strip
 from vrnn_lightning.training.callbacks.draws import own_random_stream
 from vrnn_lightning.training.callbacks.tensorboard import tensorboard_of
 
@@ -47,6 +49,10 @@ class ImageGrids(FirstValidationBatch):
 
     def draw(self, experiment: Any, step: int, pl_module: L.LightningModule) -> None:
         metadata = pl_module.hparams.data_metadata
+        if metadata["image_layout"] == "frames":  # the truth over the best, a random and the worst future
+            strip = prediction_strip(pl_module.model, self.first_batch.x, metadata["seen"])
+            experiment.add_image("images/futures", strip, step, dataformats="HW")
+            return
         if metadata["image_layout"] == "piano_roll":  # pieces of their own lengths, octaves marked, real beside model
             batch = self.first_batch
             pictures = piano_roll_pictures(

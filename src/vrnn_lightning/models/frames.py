@@ -1,0 +1,163 @@
+"""Frames through convolutions: a likelihood head for image sequences, x_t a frame (C, H, W), that any model of
+the family uses unchanged.
+
+The head is the seam the family already shares: `features` turns frames into vectors for phi_x (a frame
+encoder, stride-2 convolutions, as SVG's DCGAN encoder does), and the model's emission network outputs a vector
+that the frame decoder (transposed convolutions) turns into per-pixel parameters:
+    p(x_t | emission output e_t) = prod_pixels p_pixel(x_tchw; Decoder(e_t)_chw)
+with Bernoulli pixels (binary frames) or Gaussian ones (grey or colour frames in [0, 1]; a fixed std is the
+mean-squared error of image reconstruction up to scale and a constant).
+"""
+
+import math
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from vrnn_lightning.models.likelihoods import Bernoulli, Gaussian, Likelihood
+
+PIXELS = ("bernoulli", "gaussian")
+
+
+def halvings(height: int, width: int) -> int:
+    """How many stride-2 layers take a frame down to at most 4 pixels a side, halving exactly each time."""
+    count = 0
+    while height % 2 == 0 and width % 2 == 0 and min(height, width) > 4:
+        height, width, count = height // 2, width // 2, count + 1
+    return count
+
+
+def widths(channels: int, layers: int) -> list[int]:
+    """The channels after each conv layer: doubling per halving from `channels`, at most 8 x `channels`."""
+    return [channels * min(2**i, 8) for i in range(layers)]
+
+
+def normalised(width: int) -> nn.Module:
+    """Group normalisation: per frame, so that K trajectories or particles of one sequence never see one another
+    (batch normalisation would couple the rows of a bound's batch)."""
+    return nn.GroupNorm(math.gcd(8, width), width)
+
+
+class FrameEncoder(nn.Module):
+    """A frame (C, H, W) -> features (feat_dim,): stride-2 convolutions down to at most 4 x 4 pixels (one
+    stride-1 convolution for a frame already that small), then a linear layer."""
+
+    def __init__(self, shape: tuple[int, int, int], channels: int, feat_dim: int) -> None:
+        super().__init__()
+        c, h, w = shape
+        down = halvings(h, w)
+        layers: list[nn.Module] = []
+        for width in widths(channels, max(down, 1)):
+            stride_two = down > 0
+            layers += [nn.Conv2d(c, width, 4 if stride_two else 3, 2 if stride_two else 1, 1), normalised(width)]
+            layers.append(nn.LeakyReLU(0.2))
+            c = width
+        self.convs = nn.Sequential(*layers)
+        self.out = nn.Linear(c * (h >> down) * (w >> down), feat_dim)
+
+    def forward(self, frames: Tensor) -> Tensor:
+        """(N, C, H, W) -> (N, feat_dim)."""
+        return self.out(self.convs(frames).flatten(1))
+
+
+class FrameDecoder(nn.Module):
+    """Features (feat_dim,) -> per-pixel parameters (out_channels, H, W): a linear layer to the smallest grid,
+    then transposed convolutions doubling it back to the frame's size, the mirror of `FrameEncoder`."""
+
+    def __init__(self, shape: tuple[int, int, int], channels: int, feat_dim: int, out_channels: int) -> None:
+        super().__init__()
+        _, h, w = shape
+        down = halvings(h, w)
+        inner = widths(channels, max(down, 1))[::-1]  # widest first
+        self.grid = (inner[0], h >> down, w >> down)
+        self.inp = nn.Sequential(nn.Linear(feat_dim, math.prod(self.grid)), nn.LeakyReLU(0.2))
+        layers: list[nn.Module] = []
+        for i, width in enumerate(inner):
+            last = i == len(inner) - 1
+            out = out_channels if last else inner[i + 1]
+            if down > 0:
+                layers.append(nn.ConvTranspose2d(width, out, 4, 2, 1))
+            else:
+                layers.append(nn.Conv2d(width, out, 3, 1, 1))
+            if not last:
+                layers += [normalised(out), nn.LeakyReLU(0.2)]
+        self.convs = nn.Sequential(*layers)
+
+    def forward(self, features: Tensor) -> Tensor:
+        """(N, feat_dim) -> (N, out_channels, H, W)."""
+        return self.convs(self.inp(features).view(-1, *self.grid))
+
+
+class ConvFrames(Likelihood):
+    """Frames (C, H, W) through a conv encoder and decoder, scored pixel by pixel by `pixels`: "bernoulli" (binary
+    frames; the decoder gives logits) or "gaussian" (intensities in [0, 1]: a sigmoid mean and samples clamped to
+    [0, 1]; `std` fixes the std, the MSE case, or null learns one per pixel). `x_dim` is the frame's shape, from
+    the data; `channels` the first conv layer's width; `feat_dim` the width of the features going in (to phi_x)
+    and of the emission's output coming out."""
+
+    fits: ClassVar[tuple[str, ...]] = ("binary_frames", "unit_interval_frames")
+
+    def __init__(
+        self,
+        x_dim: list[int],
+        pixels: str = "bernoulli",
+        std: float | None = None,
+        min_std: float = 1e-3,
+        channels: int = 32,
+        feat_dim: int = 128,
+    ) -> None:
+        super().__init__()
+        shape = check_frame_shape(x_dim)
+        if pixels not in PIXELS:
+            raise ValueError(f"model.likelihood.pixels must be 'bernoulli' or 'gaussian', got {pixels!r}")
+        for name, value in (("channels", channels), ("feat_dim", feat_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"model.likelihood.{name} must be a whole number >= 1, got {value!r}")
+        self.remember_config(x_dim=list(shape), pixels=pixels, std=std, min_std=min_std, channels=channels,
+                             feat_dim=feat_dim)  # fmt: skip
+        c, h, w = shape
+        self.shape, self.x_dim, self.in_dim, self.param_dim = shape, list(shape), feat_dim, feat_dim
+        # The per-pixel head over the flattened frame: its parameters are the decoder's channels, flattened.
+        self.pixels = Bernoulli(c * h * w) if pixels == "bernoulli" else Gaussian(c * h * w, std, min_std, bounded=True)
+        self.encoder = FrameEncoder(shape, channels, feat_dim)
+        self.decoder = FrameDecoder(shape, channels, feat_dim, self.pixels.param_dim // (h * w))
+
+    @classmethod
+    def check_settings(cls, settings: dict) -> None:
+        cls(**{**settings, "x_dim": [1, 8, 8]})
+
+    def features(self, x: Tensor, dtype: torch.dtype) -> Tensor:
+        """(B, T, C, H, W) frames -> (B, T, feat_dim)."""
+        frames = x.to(dtype).flatten(0, 1)  # (B * T, C, H, W)
+        return self.encoder(frames).view(*x.shape[:2], -1)
+
+    def decoded(self, params: Tensor) -> Tensor:
+        """(..., feat_dim) emission outputs -> the pixel head's parameters (..., C' * H * W), flattened."""
+        lead = params.shape[:-1]
+        return self.decoder(params.reshape(-1, params.shape[-1])).view(*lead, -1)
+
+    def nll(self, params: Tensor, x: Tensor) -> Tensor:
+        """(B, T, feat_dim), (B, T, C, H, W) -> -log p(x_t) (B, T), summed over the frame's pixels."""
+        return self.pixels.nll(self.decoded(params), x.flatten(2))
+
+    def sample(self, params: Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+        """(B, feat_dim) -> frames (B, C, H, W); temperature 0 gives the most likely frame (Bernoulli: pixels
+        above one half; Gaussian: the mean)."""
+        flat = self.pixels.sample(self.decoded(params), temperature, generator)
+        return flat.view(*params.shape[:-1], *self.shape)
+
+    def mean(self, params: Tensor) -> Tensor:
+        """(..., feat_dim) -> the frames' expected pixels (..., C, H, W)."""
+        return self.pixels.mean(self.decoded(params)).view(*params.shape[:-1], *self.shape)
+
+
+def check_frame_shape(x_dim: object) -> tuple[int, int, int]:
+    """The data's frame shape as (C, H, W); one line for anything else (a vector head's width: vector data)."""
+    shape = () if isinstance(x_dim, str | int | float) else tuple(x_dim)  # a list, or Hydra's ListConfig
+    if len(shape) != 3 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in shape):
+        raise ValueError(
+            f"model/likelihood=frames reads frames (C, H, W), but the data's steps are {x_dim!r}; "
+            "use it with frame data (data=moving_mnist, bouncing_balls or frames)"
+        )
+    return shape  # type: ignore[return-value]
