@@ -153,6 +153,24 @@ def arrays_npz(folder: Path) -> Path:
     return save_npz(folder / "seq.npz", {"train": [np.ones((6, 2)) * i for i in range(12)]})
 
 
+def videos_npz(folder: Path, **arrays: np.ndarray) -> Path:
+    np.savez(folder / "videos.npz", **arrays)
+    return folder / "videos.npz"
+
+
+def one_frame_gif(folder: Path) -> Path:
+    from PIL import Image
+
+    (folder / "gifs").mkdir()
+    for i in range(3):
+        frames = [Image.fromarray(np.full((8, 8), 40 * k, np.uint8)) for k in range(1 if i == 1 else 3)]
+        frames[0].save(folder / "gifs" / f"{i}.gif", save_all=True, append_images=frames[1:])
+    return folder / "gifs"
+
+
+MOVING_MNIST = ["data=moving_mnist", f"data.root={FIXTURE}", "data.download=false"]
+BALLS = ["data=bouncing_balls"]
+FRAMES = ["data=frames"]
 CASES: dict[str, tuple[Inputs, list[str]]] = {
     "missing checkpoint": (
         lambda f, c: ["eval", f"ckpt_path={f / 'missing.ckpt'}"],
@@ -413,6 +431,43 @@ EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
     "an unknown logger": (
         lambda f, c: ["train", "logger=comet"],
         ["logger=comet is not a config of logger/", "csv, many, mlflow, tensorboard, wandb"],
+    ),
+    "a frame smaller than a digit": (
+        lambda f, c: ["train", *MOVING_MNIST, "data.frame_size=12"],
+        ["data.digit_size=14 does not fit in a frame of data.frame_size=12 pixels"],
+    ),
+    "no digits": (
+        lambda f, c: ["train", *MOVING_MNIST, "data.digits=0"],
+        ["data.digits=0 must be a whole number >= 1"],
+    ),
+    "no balls": (lambda f, c: ["train", *BALLS, "data.balls=0"], ["data.balls=0 must be a whole number >= 1"]),
+    "as many seen frames as the video has": (
+        lambda f, c: ["train", *BALLS, "data.seen=20", "data.seq_len=20"],
+        ["data.seen=20 frames must be fewer than data.seq_len=20"],
+    ),
+    "videos of different frame shapes": (
+        lambda f, c: ["train", *FRAMES, f"data.path={videos_npz(f, a=np.zeros((4, 8, 8)), b=np.zeros((4, 9, 8)))}"],
+        ["video 1 has frames (1, 9, 8), video 0 (1, 8, 8)", "same frame shape"],
+    ),
+    "videos holding NaN": (
+        lambda f, c: ["train", *FRAMES, f"data.path={videos_npz(f, v=np.full((3, 4, 8, 8), np.nan))}"],
+        ["holds NaN or infinite pixels"],
+    ),
+    "a GIF of one frame": (
+        lambda f, c: ["train", *FRAMES, f"data.path={one_frame_gif(f)}"],
+        ["1.gif has 1 frame; a video needs at least 2"],
+    ),
+    "a frame head on vector data": (
+        lambda f, c: ["train", *TINY, "model/likelihood=frames"],
+        ["model/likelihood=frames scores binary_frames or unit_interval_frames", "model/likelihood=categorical"],
+    ),
+    "a vector head on frames": (
+        lambda f, c: ["train", *BALLS, "model/likelihood=bernoulli"],
+        ["model/likelihood=bernoulli scores binary values", "serves binary_frames", "model/likelihood=frames"],
+    ),
+    "Bernoulli pixels on grey frames": (
+        lambda f, c: ["train", *BALLS, "data.binarize=false"],
+        ["model.likelihood.pixels=bernoulli scores binary pixels", "pixels=gaussian"],
     ),
     "a piano-roll source that does not exist": (
         lambda f, c: ["train", *TINY_MODEL, "data=polyphonic", "data.source=midi"],

@@ -1,6 +1,7 @@
 """Bouncing balls, the benchmark of the Kalman VAE (Fraccaro et al. 2017): `balls` balls of `radius` pixels move
 in a square box at constant speed, bounce elastically off its walls and off one another (equal masses: the
-velocities' components along the line of centres are exchanged), and are drawn as discs, binary or with
+velocities' components along the line of centres are exchanged, pair by pair: balls crowded into a small box can
+overlap for a frame), and are drawn as discs, binary or with
 anti-aliased grey edges. The physics is numpy's, in continuous positions; each video starts at random positions
 with speeds drawn in [min_speed, max_speed] pixels per frame in random directions."""
 
@@ -21,6 +22,12 @@ def simulate(
     """Centres (count, steps, balls, 2) of balls bouncing in a box of `size` pixels."""
     low, high = radius, size - radius
     position = rng.uniform(low, high, (count, balls, 2))
+    for _ in range(100):  # balls start apart: redraw the videos where two overlap
+        gaps = np.linalg.norm(position[:, :, None] - position[:, None], axis=-1) + np.eye(balls) * size
+        overlapping = (gaps < 2 * radius).any((1, 2))
+        if not overlapping.any():
+            break
+        position[overlapping] = rng.uniform(low, high, (int(overlapping.sum()), balls, 2))
     angle = rng.uniform(0, 2 * np.pi, (count, balls))
     speed = rng.uniform(*speeds, (count, balls))
     velocity = np.stack([np.cos(angle), np.sin(angle)], -1) * speed[..., None]
@@ -28,19 +35,23 @@ def simulate(
     for t in range(steps):
         path[:, t] = position
         position = position + velocity
-        for i in range(balls):  # pairs of balls that touch and approach exchange their normal components
+        below, above = position < low, position > high  # walls reflect the position and the velocity
+        position = np.where(below, 2 * low - position, np.where(above, 2 * high - position, position))
+        velocity = np.where(below | above, -velocity, velocity)
+        for i in range(balls):  # balls that touch and approach exchange their velocities' normal components
             for j in range(i + 1, balls):
                 apart = position[:, i] - position[:, j]  # (count, 2)
                 distance = np.linalg.norm(apart, axis=-1, keepdims=True).clip(1e-9)
                 normal = apart / distance
                 closing = ((velocity[:, i] - velocity[:, j]) * normal).sum(-1, keepdims=True)
-                hit = (distance < 2 * radius) & (closing < 0)
-                exchange = np.where(hit, closing * normal, 0.0)
+                touching = distance < 2 * radius
+                exchange = np.where(touching & (closing < 0), closing * normal, 0.0)
                 velocity[:, i] -= exchange
                 velocity[:, j] += exchange
-        below, above = position < low, position > high  # walls reflect the position and the velocity
-        position = np.where(below, 2 * low - position, np.where(above, 2 * high - position, position))
-        velocity = np.where(below | above, -velocity, velocity)
+                push = np.where(touching, (2 * radius - distance) / 2 * normal, 0.0)  # to just touching
+                position[:, i] += push
+                position[:, j] -= push
+        position = position.clip(low, high)
     return path
 
 

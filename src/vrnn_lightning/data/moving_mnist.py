@@ -31,7 +31,8 @@ def trajectories(
     for _ in range(steps):
         path.append(position)
         position = position + velocity
-        low, high = position < 0, position > room  # (count, digits, 2): the walls each axis reached
+        # (count, digits, 2): the walls each axis reached or passed while moving into them
+        low, high = (position <= 0) & (velocity < 0), (position >= room) & (velocity > 0)
         # drawn at every step, used or not, so that the stream of draws does not depend on where digits are
         away = torch.randint(1, max_speed + 1, velocity.shape, generator=generator)
         anywhere = torch.randint(-max_speed, max_speed + 1, velocity.shape, generator=generator)
@@ -70,6 +71,7 @@ class MovingMNISTDataModule(GeneratedFrames):
         root: str = "data/mnist",
         mirrors: list[str] | None = None,
         download: bool = True,
+        checksums: dict[str, str] | None = None,
         frame_size: int = 32,
         digit_size: int = 14,
         digits: int = 1,
@@ -94,7 +96,7 @@ class MovingMNISTDataModule(GeneratedFrames):
         self.frame_size, self.digit_size, self.digits = frame_size, digit_size, digits
         self.max_speed, self.deterministic = max_speed, deterministic
         self.frame_shape = (1, frame_size, frame_size)
-        self.mnist = MNISTDataModule(root, list(mirrors or MIRRORS), download, binarize=False, seed=seed)
+        self.mnist = MNISTDataModule(root, list(mirrors or MIRRORS), download, checksums, binarize=False, seed=seed)
         self.digit_images: dict[str, Tensor] = {}
 
     @classmethod

@@ -268,6 +268,7 @@ def check_data_and_head(cfg: DictConfig) -> None:
     """The data module's own checks of its settings (`check_settings`), then whether the likelihood head scores
     the kind of values the data serves (a Likelihood's `fits` against the data's `values_for`)."""
     from vrnn_lightning.data.base import SequenceDataModule
+    from vrnn_lightning.models.frames import ConvFrames
     from vrnn_lightning.models.likelihoods import Gaussian, Likelihood
 
     data_class = contract_target(cfg.get("data"), SequenceDataModule)
@@ -292,6 +293,12 @@ def check_data_and_head(cfg: DictConfig) -> None:
         raise ConfigError(
             f"model.likelihood.bounded=true is for intensities in [0, 1], but data={data_name} serves real values; "
             "use model.likelihood.bounded=false"
+        )
+    pixels = OmegaConf.select(cfg, "model.likelihood.pixels", default="bernoulli")
+    if issubclass(head, ConvFrames) and values == "unit_interval_frames" and pixels == "bernoulli":
+        raise ConfigError(
+            f"model.likelihood.pixels=bernoulli scores binary pixels, but data={data_name} serves grey frames; "
+            "use model.likelihood.pixels=gaussian, or data.binarize=true"
         )
 
 
