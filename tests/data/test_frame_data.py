@@ -106,7 +106,7 @@ def write_videos(tmp_path, lengths=(3, 4, 5, 6, 7, 8)):
 
 
 def test_your_videos_are_split_padded_and_masked(tmp_path):
-    path, videos = write_videos(tmp_path)
+    path, _ = write_videos(tmp_path)
     module = FramesDataModule(path=str(path), batch_size=2, eval_batch_size=8, val_fraction=0.2, test_fraction=0.2)
     module.setup()
     assert module.x_dim == [1, 8, 8]
