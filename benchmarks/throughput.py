@@ -2,7 +2,8 @@
 
     python benchmarks/throughput.py [--device cuda] [--batch-size N] [--seq-len T] [--repeats R]
 
-With --family, instead: the training step of SRNN, DMM and STORN at the same sizes beside the VRNN's (the step
+With --frames, instead: frames per second of the frame models (benchmarks/frame_throughput.py). With --family:
+the training step of SRNN, DMM and STORN at the same sizes beside the VRNN's (the step
 time of each and its ratio to the VRNN's, and FLOP/s against the fused GRU), and the VRNN's step on FIVO's bound
 with K=4 particles against its ELBO step (and the share of it that resampling costs), and the same for the
 smoothing SRNN (its backward pass once per sequence, read step by step).
@@ -280,11 +281,20 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="time all three under bfloat16 autocast (bf16-mixed)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
+        "--frames",
+        action="store_true",
+        help="instead: frames per second of the frame models (benchmarks/frame_throughput.py, its defaults)",
+    )
+    parser.add_argument(
         "--family",
         action="store_true",
         help="instead: the training step of SRNN, DMM and STORN at the VRNN's sizes against the VRNN's and the GRU's",
     )
     args = parser.parse_args()
+    if args.frames:
+        from frame_throughput import frame_figures  # beside this file
+
+        return frame_figures(args.device, 32, 15, 2, 10)
     compile_mode = {"false": False, "true": True}.get(args.compile, args.compile)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda needs a visible CUDA GPU; run with --device cpu")
