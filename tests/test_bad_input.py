@@ -469,6 +469,10 @@ EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
         lambda f, c: ["train", *BALLS, "data.binarize=false"],
         ["model.likelihood.pixels=bernoulli scores binary pixels", "pixels=gaussian"],
     ),
+    "a misspelt Trainer argument": (
+        lambda f, c: ["train", *TINY, "trainer.max_step=4"],
+        ["trainer.max_step is not an argument of Lightning's Trainer; did you mean trainer.max_steps"],
+    ),
     "a piano-roll source that does not exist": (
         lambda f, c: ["train", *TINY_MODEL, "data=polyphonic", "data.source=midi"],
         ["data.source='midi' is not a source of piano rolls", "srnn"],

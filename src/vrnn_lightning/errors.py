@@ -170,9 +170,12 @@ def check_group_choices(overrides: Sequence[str], config_dir: Path = CONFIG_DIR)
                 )
 
 
-def run_cli(main: Callable[[], Any]) -> None:
+def run_cli(main: Callable[[], Any], rewrite: Callable[[list[str]], list[str]] | None = None) -> None:
     """A main's command line (`vrnn-train`, `python -m vrnn_lightning.train`; eval and sample alike): the
-    config groups and moved settings of sys.argv checked in one line, then Hydra's main."""
+    config groups and moved settings of sys.argv checked in one line, the arguments rewritten where the main
+    asks (`rewrite`: train's Trainer arguments), then Hydra's main."""
     with one_line_errors():
         check_group_choices(sys.argv[1:])
+        if rewrite is not None:
+            sys.argv[1:] = rewrite(sys.argv[1:])
     main()

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from vrnn_lightning.data.base import figure_value
 from vrnn_lightning.errors import ConfigError, one_line_errors, run_cli
+from vrnn_lightning.launch.trainer_arguments import with_trainer_arguments
 from vrnn_lightning.launch.config_checks import check_config
 from vrnn_lightning.launch.console import quiet_library_noise, route_lightning_logs_to_hydra
 from vrnn_lightning.launch.hparams import announce_settings, record_hparams
@@ -147,7 +148,7 @@ def main(cfg: DictConfig) -> float | None:
 
 def cli() -> None:
     """`vrnn-train`, and `python -m vrnn_lightning.train`."""
-    run_cli(main)
+    run_cli(main, rewrite=with_trainer_arguments)
 
 
 if __name__ == "__main__":
