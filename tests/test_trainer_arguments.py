@@ -28,7 +28,7 @@ def test_every_trainer_argument_but_those_the_groups_set_is_known():
 @pytest.mark.parametrize(
     ("override", "fragment"),
     [
-        ("trainer.max_step=5", "trainer.max_step is not an argument of Lightning's Trainer; did you mean trainer.max_steps"),
+        ("trainer.max_step=5", "is not an argument of Lightning's Trainer; did you mean trainer.max_steps"),
         ("trainer.val_check_intervall=5", "did you mean trainer.val_check_interval"),
         ("trainer.callbacks=null", "trainer.callbacks is set by the callbacks config group"),
     ],

@@ -20,7 +20,6 @@ from omegaconf import DictConfig
 
 from vrnn_lightning.data.base import figure_value
 from vrnn_lightning.errors import ConfigError, one_line_errors, run_cli
-from vrnn_lightning.launch.trainer_arguments import with_trainer_arguments
 from vrnn_lightning.launch.config_checks import check_config
 from vrnn_lightning.launch.console import quiet_library_noise, route_lightning_logs_to_hydra
 from vrnn_lightning.launch.hparams import announce_settings, record_hparams
@@ -31,6 +30,7 @@ from vrnn_lightning.launch.ranks import (
     requeued_job_checkpoint,
 )
 from vrnn_lightning.launch.trackers import guarded, register_resolvers
+from vrnn_lightning.launch.trainer_arguments import with_trainer_arguments
 from vrnn_lightning.training.callbacks import RunInterrupted
 
 log = logging.getLogger(__name__)
