@@ -469,6 +469,17 @@ EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
         lambda f, c: ["train", *BALLS, "data.binarize=false"],
         ["model.likelihood.pixels=bernoulli scores binary pixels", "pixels=gaussian"],
     ),
+    "a sweep whose second job cannot run": (
+        lambda f, c: [
+            "train",
+            "-m",
+            *TINY,
+            "model=vrnn,storn",
+            "model.posterior=smoothing",
+            f"hydra.sweep.dir={f / 'run'}",
+        ],
+        ["sweep job 1 of 2 (model=storn): model.posterior must be 'filtering', got 'smoothing'"],
+    ),
     "a misspelt Trainer argument": (
         lambda f, c: ["train", *TINY, "trainer.max_step=4"],
         ["trainer.max_step is not an argument of Lightning's Trainer; did you mean trainer.max_steps"],

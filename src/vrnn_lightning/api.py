@@ -55,14 +55,13 @@ def fit(*overrides: str, config_dir: str | Path | None = None, multirun: bool = 
     with `multirun=True` the sweep's runs in job order (the sweep folder is their `folder.parent`)."""
     from vrnn_lightning import train
     from vrnn_lightning.errors import check_group_choices
-    from vrnn_lightning.launch.trainer_arguments import with_trainer_arguments
 
     argv = [*(["--config-dir", str(config_dir)] if config_dir is not None else []), *(["-m"] if multirun else [])]
     argv += list(overrides)
     before = len(train.FINISHED)
     with command_line(["vrnn-train", *argv]):
         check_group_choices(argv)
-        sys.argv = ["vrnn-train", *with_trainer_arguments(argv)]
+        sys.argv = ["vrnn-train", *train.prepared_command_line(argv)]
         train.main()
     runs = [Run(folder, metrics) for folder, metrics in train.FINISHED[before:]]
     return runs if multirun else runs[-1]

@@ -29,6 +29,7 @@ from vrnn_lightning.launch.ranks import (
     relaunch_ddp_ranks_as_this_job,
     requeued_job_checkpoint,
 )
+from vrnn_lightning.launch.sweep_checks import check_sweep_jobs
 from vrnn_lightning.launch.trackers import guarded, register_resolvers
 from vrnn_lightning.launch.trainer_arguments import with_trainer_arguments
 from vrnn_lightning.training.callbacks import RunInterrupted
@@ -146,9 +147,17 @@ def main(cfg: DictConfig) -> float | None:
     return metrics.get(objective) if objective else None
 
 
+def prepared_command_line(argv: list[str]) -> list[str]:
+    """The command line Hydra reads: Trainer arguments settable without `+`, and a sweep's every job checked
+    before the first starts."""
+    argv = with_trainer_arguments(argv)
+    check_sweep_jobs(argv)
+    return argv
+
+
 def cli() -> None:
     """`vrnn-train`, and `python -m vrnn_lightning.train`."""
-    run_cli(main, rewrite=with_trainer_arguments)
+    run_cli(main, rewrite=prepared_command_line)
 
 
 if __name__ == "__main__":
