@@ -1,5 +1,6 @@
 """Kill a real training run with SIGKILL, resume it in its own folder, and finish where an unbroken run does."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -51,3 +52,52 @@ def test_sigkill_then_resume_matches_an_unbroken_run(tmp_path):
     got = json.loads((run_dir / "metrics.json").read_text())
     for name in ["val/loss", "test/loss", "test/kl", "test/recon", "best_val_loss"]:
         assert got[name] == expected[name], (name, saved_step)  # exact: same seed, same windows, same noise on CPU
+
+
+def csv_rows(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "csv" / "metrics.csv").open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def mlflow_history(store: Path, key: str) -> tuple[int, list[int]]:
+    """The number of runs in the store and the steps at which `key` was logged, over all of them."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    steps = sorted(m.step for r in runs for m in client.get_metric_history(r.info.run_id, key))
+    return len(runs), steps
+
+
+def test_a_resumed_run_keeps_every_trackers_history_whole(tmp_path):
+    many = [*KILLABLE, "logger=many", "trainer.log_every_n_steps=1"]
+    stores = {name: tmp_path / f"{name}.db" for name in ("unbroken", "killed")}
+    unbroken = run_main(
+        "train", *many, f"logger.mlflow.tracking_uri=sqlite:///{stores['unbroken']}",
+        f"hydra.run.dir={tmp_path / 'unbroken'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert unbroken.returncode == 0, unbroken.stderr[-3000:]
+
+    run_dir = tmp_path / "killed"
+    killed = [*many, f"logger.mlflow.tracking_uri=sqlite:///{stores['killed']}", f"hydra.run.dir={run_dir}"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vrnn_lightning.train", *killed],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_checkpoint(process, run_dir / "checkpoints" / "last.ckpt")
+        time.sleep(1.0)  # a few steps past the checkpoint: logged, then to be logged again after the resume
+        process.kill()
+    finally:
+        process.wait()
+    assert process.returncode == -9, "the run finished before it could be killed"
+    resumed = run_main("train", *killed, "ckpt_path=last", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    expected, got = csv_rows(tmp_path / "unbroken"), csv_rows(run_dir)
+    assert len(got) == len(expected)  # every row once: none lost before the kill, none twice after it
+    assert [row["step"] for row in got] == [row["step"] for row in expected]
+    assert [row.get("train/loss") for row in got] == [row.get("train/loss") for row in expected]
+    runs, steps = mlflow_history(stores["killed"], "train/loss")
+    assert runs == 1  # the resumed run continued the killed one's MLflow run
+    assert steps == mlflow_history(stores["unbroken"], "train/loss")[1]  # each step once

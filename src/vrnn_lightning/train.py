@@ -30,9 +30,11 @@ from vrnn_lightning.launch.ranks import (
     requeued_job_checkpoint,
 )
 from vrnn_lightning.launch.sweep_checks import check_sweep_jobs
+from vrnn_lightning.launch.tracker_history import mlflow_run_to_continue
 from vrnn_lightning.launch.trackers import guarded, register_resolvers
 from vrnn_lightning.launch.trainer_arguments import with_trainer_arguments
 from vrnn_lightning.training.callbacks import RunInterrupted
+from vrnn_lightning.training.checkpoints import read_checkpoint
 
 log = logging.getLogger(__name__)
 register_resolvers()  # the logger configs' run names, before Hydra composes them
@@ -78,7 +80,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     # `callbacks.progress_bar=null` switches one callback off, `~logger` every logger.
     # A tracker that fails mid-run is left out with a warning (launch/trackers.py); TensorBoard is not guarded
-    loggers = [guarded(instantiate(c)) for c in (cfg.get("logger") or {}).values() if c is not None]
+    resume_from = cfg.get("ckpt_path") or requeued_job_checkpoint(cfg)
+    continued = mlflow_run_to_continue(resumed_checkpoint(cfg, resume_from))  # a resumed run keeps its MLflow run
+    loggers = [guarded(instantiate(c, **tracker_run(c, continued))) for c in (cfg.get("logger") or {}).values() if c]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if not loggers:  # `~logger`: Lightning refuses a learning-rate monitor with nothing to write to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
@@ -94,7 +98,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
         announce_settings(trainer.loggers, cfg)
 
     start = time.perf_counter()
-    resume_from = cfg.get("ckpt_path") or requeued_job_checkpoint(cfg)
     # Plain data only, whatever the trainer's checkpoint IO: a checkpoint file must not run code
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -145,6 +148,19 @@ def main(cfg: DictConfig) -> float | None:
     print(f"run folder: {cfg.paths.output_dir}")
     objective = cfg.get("optimized_metric")
     return metrics.get(objective) if objective else None
+
+
+def resumed_checkpoint(cfg: DictConfig, resume_from: str | None) -> dict | None:
+    """The checkpoint a run resumes from, read as plain data (`ckpt_path=last`: its own folder's last.ckpt)."""
+    if not resume_from:
+        return None
+    path = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt" if resume_from == "last" else Path(resume_from)
+    return read_checkpoint(str(path)) if path.is_file() else None
+
+
+def tracker_run(node: DictConfig, mlflow_run: str | None) -> dict[str, str]:
+    """The run an MLflow logger continues, where the run resumes one that logged to MLflow."""
+    return {"run_id": mlflow_run} if mlflow_run and node.get("_target_", "").endswith("MLFlowLogger") else {}
 
 
 def prepared_command_line(argv: list[str]) -> list[str]:

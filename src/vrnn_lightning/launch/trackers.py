@@ -85,12 +85,18 @@ def check_local_store(uri: str) -> None:
 class Guarded(Logger):
     """A tracker whose failure mid-run (its server gone, its disk full) is one warning, after which it is left
     out: the run, its checkpoints and its TensorBoard logs go on. TensorBoard itself is not guarded (a run that
-    cannot write its own folder should stop). `inner` is the tracker."""
+    cannot write its own folder should stop). `inner` is the tracker.
+
+    A tracker that keeps its runs elsewhere (MLflow, W&B) is sent the figures as each checkpoint is written
+    (`flush`, from `TrackerHistory`) and when the run ends, so that it holds what the checkpoints hold: a run
+    killed and resumed from its last checkpoint logs each step there exactly once."""
 
     def __init__(self, inner: Logger) -> None:
         super().__init__()
         self.inner = inner
         self.failed = False
+        self.buffered = type(inner).__name__ in ("MLFlowLogger", "WandbLogger")
+        self.pending: list[tuple[dict[str, float], int | None]] = []
 
     @property
     def name(self) -> str | None:
@@ -123,7 +129,16 @@ class Guarded(Logger):
             )
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        self.call("log_metrics", metrics, step)
+        if self.buffered:
+            self.pending.append(({k: float(v) for k, v in metrics.items()}, step))
+        else:
+            self.call("log_metrics", metrics, step)
+
+    def flush(self) -> None:
+        """Send the figures held back since the last checkpoint."""
+        pending, self.pending = self.pending, []
+        for metrics, step in pending:
+            self.call("log_metrics", metrics, step)
 
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
         self.call("log_hyperparams", params, *args, **kwargs)
@@ -138,6 +153,7 @@ class Guarded(Logger):
         self.call("save")
 
     def finalize(self, status: str) -> None:
+        self.flush()
         self.call("finalize", status)
 
 
