@@ -5,6 +5,7 @@ offline."""
 
 import csv
 import importlib.util
+from pathlib import Path
 
 import pytest
 import yaml
@@ -61,7 +62,7 @@ def test_one_run_reaches_tensorboard_csv_and_mlflow_at_once(tmp_path):
 
 
 @pytest.mark.parametrize("tracker", ["mlflow", "wandb"])
-def test_a_sweep_is_one_experiment_of_runs_named_after_their_folders(tracker, tmp_path):
+def test_a_sweep_is_one_experiment_of_runs_named_by_their_swept_values_and_tagged(tracker, tmp_path):
     sweep = tmp_path / "outputs" / "sweep"
     result = run_main(
         "train", "-m", *TINY, f"logger={tracker}", "model.z_dim=4,6", f"hydra.sweep.dir={sweep}", cwd=tmp_path
@@ -70,19 +71,25 @@ def test_a_sweep_is_one_experiment_of_runs_named_after_their_folders(tracker, tm
     if tracker == "mlflow":
         experiments = mlflow_runs(tmp_path / "outputs" / "mlflow.db")
         runs = experiments["train sweep sweep"]
-        assert sorted(r.info.run_name for r in runs) == ["sweep/0", "sweep/1"]
+        assert sorted(r.info.run_name for r in runs) == ["model.z_dim=4", "model.z_dim=6"]
         assert sorted(r.data.params["model.z_dim"] for r in runs) == ["4", "6"]
         assert all("hparams/test/loss" in r.data.metrics for r in runs)
+        tags = runs[0].data.tags
+        named = (tags["model"], tags["data"], tags["objective"], tags["sweep"])
+        assert named == ("vrnn", "shakespeare", "elbo", "sweep")
+        assert len(tags["git_commit"]) == 40 or tags["git_commit"] == "unknown"
+        params = runs[0].data.params
+        assert "batch_size" not in params and not any(p.startswith("data_metadata") for p in params)  # once each
     else:
         jobs = [wandb_run(sweep / str(job)) for job in (0, 1)]
-        assert [j["name"] for j in jobs] == ["sweep/0", "sweep/1"] and {j["group"] for j in jobs} == {
-            "train sweep sweep"
-        }
+        assert [j["name"] for j in jobs] == ["model.z_dim=4", "model.z_dim=6"]
+        assert {j["group"] for j in jobs} == {"train sweep sweep"}
         assert [j["config"]["model.z_dim"] for j in jobs] == ["4", "6"]
         assert all({"val/loss", "hparams/test/loss"} <= j["logged"] for j in jobs)
 
 
 def test_run_names_and_the_missing_extra_are_said_in_one_line(monkeypatch):
+    monkeypatch.delenv("VRNN_SWEPT", raising=False)
     assert run_name("outputs/train/runs/2026-12-06_09-00-00") == "2026-12-06_09-00-00"
     assert run_name("outputs/train/multiruns/2026-12-06_09-00-00/3") == "2026-12-06_09-00-00/3"
     assert experiment_name("outputs/train/multiruns/x/3", "train") == "train sweep x"
@@ -103,3 +110,68 @@ def test_a_tracker_that_fails_mid_run_loses_nothing_else(tmp_path):
     assert (run / "checkpoints" / "last.ckpt").is_file() and list((run / "tensorboard").glob("events.out.*"))
     said = (run / "train.log").read_text()
     assert said.count("logger BrokenLogger failed (ConnectionError: the tracking server went away)") == 1
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def rest(port: int, endpoint: str, body: dict | None = None, query: str = "") -> dict:
+    import json
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    address = f"http://127.0.0.1:{port}/api/2.0/mlflow/{endpoint}{query}"
+    request = urllib.request.Request(address, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def test_mlflow_server_shows_a_runs_params_metrics_and_pictures(tmp_path):
+    """What a lab does first: start `mlflow server` on the run's store and read the run back through its REST API,
+    with the text samples and the KL-per-dimension values among its artifacts."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+
+    run = tmp_path / "outputs" / "train" / "runs" / "mine"
+    result = run_main("train", *TINY, "logger=mlflow", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (tmp_path / "mlruns").exists() or not any((tmp_path / "mlruns").rglob("*.png"))
+    port, store = free_port(), tmp_path / "outputs" / "mlflow.db"
+    mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+    server = subprocess.Popen(
+        [mlflow, "server", "--backend-store-uri", f"sqlite:///{store}", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                experiments = rest(port, "experiments/search", {"max_results": 10})["experiments"]
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert server.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
+                time.sleep(0.5)
+        (experiment,) = [e for e in experiments if e["name"] == "train"]
+        (found,) = rest(port, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+        assert found["info"]["run_name"] == "mine" and found["info"]["status"] == "FINISHED"
+        params = {p["key"]: p["value"] for p in found["data"]["params"]}
+        assert params["model.z_dim"] == "4" and params["choice/objective"] == "elbo"
+        metrics = {m["key"] for m in found["data"]["metrics"]}
+        assert {"val/loss", "train/kl", "hparams/test/loss"} <= metrics
+        run_id = found["info"]["run_id"]
+        listed = rest(port, "artifacts/list", query=f"?run_id={run_id}")
+        folders = {f["path"] for f in listed.get("files", [])}
+        assert {"samples", "val"} <= folders, folders
+        assert found["info"]["artifact_uri"].startswith(str(tmp_path / "outputs" / "mlartifacts"))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -70,13 +70,16 @@ def fit(*overrides: str, config_dir: str | Path | None = None, multirun: bool = 
 @contextmanager
 def command_line(argv: list[str]):
     """`sys.argv` as Hydra's main reads it, and errors raised rather than reported in one line and exited."""
-    saved_argv, saved_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+    from vrnn_lightning.launch.trackers import SWEPT
+
+    saved_argv, saved = sys.argv, {name: os.environ.get(name) for name in ("HYDRA_FULL_ERROR", SWEPT)}
     sys.argv, os.environ["HYDRA_FULL_ERROR"] = argv, "1"
     try:
         yield
-    finally:
+    finally:  # the process's environment as it was
         sys.argv = saved_argv
-        if saved_error is None:
-            del os.environ["HYDRA_FULL_ERROR"]
-        else:
-            os.environ["HYDRA_FULL_ERROR"] = saved_error
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

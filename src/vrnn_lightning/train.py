@@ -6,6 +6,7 @@ conf/, fits, tests the best checkpoint and prints the final metrics and the run 
 
 import json
 import logging
+import os
 import shlex
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ from vrnn_lightning.launch.ranks import (
 )
 from vrnn_lightning.launch.sweep_checks import check_sweep_jobs
 from vrnn_lightning.launch.tracker_history import mlflow_run_to_continue
-from vrnn_lightning.launch.trackers import guarded, register_resolvers
+from vrnn_lightning.launch.trackers import SWEPT, guarded, make_local_stores, register_resolvers
 from vrnn_lightning.launch.trainer_arguments import with_trainer_arguments
 from vrnn_lightning.training.callbacks import RunInterrupted
 from vrnn_lightning.training.checkpoints import read_checkpoint
@@ -82,6 +83,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # A tracker that fails mid-run is left out with a warning (launch/trackers.py); TensorBoard is not guarded
     resume_from = cfg.get("ckpt_path") or requeued_job_checkpoint(cfg)
     continued = mlflow_run_to_continue(resumed_checkpoint(cfg, resume_from))  # a resumed run keeps its MLflow run
+    make_local_stores(cfg)
     loggers = [guarded(instantiate(c, **tracker_run(c, continued))) for c in (cfg.get("logger") or {}).values() if c]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if not loggers:  # `~logger`: Lightning refuses a learning-rate monitor with nothing to write to
@@ -167,7 +169,9 @@ def prepared_command_line(argv: list[str]) -> list[str]:
     """The command line Hydra reads: Trainer arguments settable without `+`, and a sweep's every job checked
     before the first starts."""
     argv = with_trainer_arguments(argv)
-    check_sweep_jobs(argv)
+    swept = check_sweep_jobs(argv)
+    if swept:  # the trackers name each job's run by its values of these (launch/trackers.py)
+        os.environ[SWEPT] = ",".join(swept)
     return argv
 
 

@@ -20,7 +20,8 @@ def predict_futures(
     """N = `futures` futures of `predicted` frames for each video of x (B, T, C, H, W), after its first `seen`
     frames: (N, B, predicted, C, H, W). Each frame is the emission's most likely one (temperature 0), so that
     what differs between futures is what the latent variables drew, as in SVG's protocol; a model without
-    latents predicts one future N times."""
+    latents predicts one future N times. (The frame head's most likely frame at temperature 0 is its expected
+    one: pixels' probabilities for binary frames, so a PSNR is finite.)"""
     prime = x[:, :seen].to(model.device)
     draws = [model.generate(predicted, prime=prime, temperature=0.0, generator=generator) for _ in range(futures)]
     return torch.stack(draws).float().clamp(0, 1).cpu()

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vrnn_lightning.launch.trackers import kind
 
-GROUPS = ("model", "data", "module")
+GROUPS = ("model", "data", "objective", "module")
 TRAINER_KEYS = ("max_steps", "precision", "gradient_clip_val", "accumulate_grad_batches")
 NOT_SETTINGS = ("mirrors", "checksums", "_partial_")  # how files are fetched, not what is trained
 

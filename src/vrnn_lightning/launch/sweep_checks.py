@@ -24,12 +24,13 @@ def sweep_overrides(argv: Sequence[str]) -> list[str] | None:
     return overrides
 
 
-def check_sweep_jobs(argv: Sequence[str]) -> None:
+def check_sweep_jobs(argv: Sequence[str]) -> list[str]:
     """Compose every job of a basic sweep and check its config; the first bad one raises a ConfigError naming the
-    job's number and swept values. Searches (Optuna) choose their jobs as they go and are checked job by job."""
+    job's number and swept values. Returns the swept settings (what tells the jobs apart; the trackers name runs
+    by them). Searches (Optuna) choose their jobs as they go and are checked job by job."""
     overrides = sweep_overrides(argv)
     if not overrides or any(o.lstrip("+~").split("=")[0] in ("hparams_search", "hydra/sweeper") for o in overrides):
-        return
+        return []
     from hydra import compose, initialize_config_dir
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -46,11 +47,12 @@ def check_sweep_jobs(argv: Sequence[str]) -> None:
             try:
                 cfg = compose("train", overrides=[*job, *searchpath], return_hydra_config=True)
             except Exception:  # what cannot be composed Hydra reports itself, as for a single run
-                return
+                return swept
             if cfg.hydra.runtime.choices.get("hydra/sweeper") not in (None, "basic"):
-                return
+                return []
             try:
                 check_config(cfg, "train")
             except ConfigError as err:
                 values = " ".join(o for o in job if o.lstrip("+~").split("=")[0] in swept) or " ".join(job)
                 raise ConfigError(f"sweep job {number} of {len(jobs)} ({values}): {err}") from None
+    return swept

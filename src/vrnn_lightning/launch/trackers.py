@@ -1,15 +1,19 @@
 """The trackers beside TensorBoard (`logger=csv|mlflow|wandb|many`): their run names, their checks before a run
 folder is made, and the names a sweep's jobs share so a tracker's own UI compares them as one table.
 
-A run is named after its folder (`2026-12-06_09-30-00`), a sweep's job after its sweep and number
-(`2026-12-06_09-30-00/3`); a sweep's jobs share one MLflow experiment and one W&B group,
-`<task_name> sweep <stamp>`, while single runs share the experiment `<task_name>`. The resolvers below are what
-the logger configs interpolate (`${vrnn.run_name:...}`, `${vrnn.experiment:...}`).
+A run is named after its folder (`2026-12-06_09-30-00`), a sweep's job after the values it sweeps
+(`model.z_dim=16 model.rnn=lstm`; after its sweep and number, `2026-12-06_09-30-00/3`, where they are not known);
+a sweep's jobs share one MLflow experiment and one W&B group, `<task_name> sweep <stamp>`, while single runs
+share the experiment `<task_name>`; tags name the model, data, objective, sweep and git commit. The resolvers
+below are what the logger configs interpolate (`${vrnn.run_name:...}`, `${vrnn.experiment:...}`, ...).
 """
 
 import importlib.util
 import logging
 import os
+import subprocess
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +35,49 @@ def in_sweep(output_dir: str) -> bool:
     return Path(output_dir).name.isdigit()
 
 
+SWEPT = "VRNN_SWEPT"  # the settings a sweep varies, comma-separated, set by train's command line for its jobs
+
+
+def swept_values() -> str:
+    """This sweep job's overrides of the swept settings (`model.z_dim=16`), or "" where they are not known."""
+    from hydra.core.hydra_config import HydraConfig
+
+    swept = [key for key in os.environ.get(SWEPT, "").split(",") if key]
+    if not swept or not HydraConfig.initialized():
+        return ""
+    overrides = [o.lstrip("+") for o in HydraConfig.get().overrides.task]
+    return " ".join(o for o in overrides if o.split("=")[0] in swept)
+
+
 def run_name(output_dir: str) -> str:
     folder = Path(output_dir)
-    return f"{folder.parent.name}/{folder.name}" if in_sweep(output_dir) else folder.name
+    if not in_sweep(output_dir):
+        return folder.name
+    return swept_values() or f"{folder.parent.name}/{folder.name}"
+
+
+def sweep_name(output_dir: str) -> str:
+    return Path(output_dir).parent.name if in_sweep(output_dir) else "none"
+
+
+@cache
+def git_commit() -> str:
+    """The commit of the code that runs, where it runs from a git checkout; "unknown" otherwise (a wheel)."""
+    try:
+        found = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return found.stdout.strip() if found.returncode == 0 else "unknown"
+
+
+def mlflow_artifacts(tracking_uri: str) -> str | None:
+    """Where MLflow keeps a run's files: beside a local sqlite store (`outputs/mlartifacts`), not in `./mlruns` of
+    whatever folder the run started from; a file store or a server decides for itself (None)."""
+    if tracking_uri.startswith("sqlite:///"):
+        return str(Path(tracking_uri.removeprefix("sqlite:///")).expanduser().resolve().parent / "mlartifacts")
+    return None
 
 
 def experiment_name(output_dir: str, task_name: str) -> str:
@@ -43,7 +87,14 @@ def experiment_name(output_dir: str, task_name: str) -> str:
 def register_resolvers() -> None:
     from vrnn_lightning.objectives.base import judged_by
 
-    resolvers = (("vrnn.run_name", run_name), ("vrnn.experiment", experiment_name), ("vrnn.judged_by", judged_by))
+    resolvers = (
+        ("vrnn.run_name", run_name),
+        ("vrnn.experiment", experiment_name),
+        ("vrnn.judged_by", judged_by),
+        ("vrnn.sweep", sweep_name),
+        ("vrnn.git_commit", git_commit),
+        ("vrnn.mlflow_artifacts", mlflow_artifacts),
+    )
     for name, resolver in resolvers:
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
@@ -96,7 +147,7 @@ class Guarded(Logger):
         self.inner = inner
         self.failed = False
         self.buffered = type(inner).__name__ in ("MLFlowLogger", "WandbLogger")
-        self.pending: list[tuple[dict[str, float], int | None]] = []
+        self.pending: list[Callable[[Logger], Any]] = []
 
     @property
     def name(self) -> str | None:
@@ -114,11 +165,12 @@ class Guarded(Logger):
     def experiment(self) -> Any:
         return self.inner.experiment
 
-    def call(self, method: str, *args: Any, **kwargs: Any) -> None:
+    def attempt(self, action: Callable[[Logger], Any]) -> None:
+        """`action(tracker)`, unless the tracker failed before; its failure is one warning and leaves it out."""
         if self.failed:
             return
         try:
-            getattr(self.inner, method)(*args, **kwargs)
+            action(self.inner)
         except Exception as err:
             self.failed = True
             log.warning(
@@ -128,17 +180,26 @@ class Guarded(Logger):
                 (str(err).strip().splitlines() or [""])[0],
             )
 
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+    def call(self, method: str, *args: Any, **kwargs: Any) -> None:
+        self.attempt(lambda tracker: getattr(tracker, method)(*args, **kwargs))
+
+    def send(self, action: Callable[[Logger], Any]) -> None:
+        """What the tracker is to be sent (figures, pictures): held back until the next checkpoint where the
+        tracker holds its figures back, so that they keep their order."""
         if self.buffered:
-            self.pending.append(({k: float(v) for k, v in metrics.items()}, step))
+            self.pending.append(action)
         else:
-            self.call("log_metrics", metrics, step)
+            self.attempt(action)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        values = {k: float(v) for k, v in metrics.items()}
+        self.send(lambda tracker: tracker.log_metrics(values, step))
 
     def flush(self) -> None:
-        """Send the figures held back since the last checkpoint."""
+        """Send what was held back since the last checkpoint."""
         pending, self.pending = self.pending, []
-        for metrics, step in pending:
-            self.call("log_metrics", metrics, step)
+        for action in pending:
+            self.attempt(action)
 
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
         self.call("log_hyperparams", params, *args, **kwargs)
@@ -155,6 +216,16 @@ class Guarded(Logger):
     def finalize(self, status: str) -> None:
         self.flush()
         self.call("finalize", status)
+
+
+def make_local_stores(cfg: DictConfig) -> None:
+    """The folder of each local MLflow store (`sqlite:///<file>`), before its logger opens it: MLflow 2 does not
+    make it. Its place was checked before the run began (`check_local_store`)."""
+    for node in (cfg.get("logger") or {}).values():
+        if OmegaConf.is_dict(node) and node.get("_target_") == "lightning.pytorch.loggers.MLFlowLogger":
+            uri = str(node.get("tracking_uri") or "")
+            if uri.startswith("sqlite:///"):
+                Path(uri.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 def guarded(logger: Logger) -> Logger:

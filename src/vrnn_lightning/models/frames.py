@@ -142,8 +142,10 @@ class ConvFrames(Likelihood):
         return self.pixels.nll(self.decoded(params), x.flatten(2))
 
     def sample(self, params: Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
-        """(B, feat_dim) -> frames (B, C, H, W); temperature 0 gives the most likely frame (Bernoulli: pixels
-        above one half; Gaussian: the mean)."""
+        """(B, feat_dim) -> frames (B, C, H, W); temperature 0 gives the expected frame (each pixel's mean), the
+        frame SVG's decoder hands back to its encoder, which PSNR and SSIM score."""
+        if temperature <= 0:
+            return self.mean(params)
         flat = self.pixels.sample(self.decoded(params), temperature, generator)
         return flat.view(*params.shape[:-1], *self.shape)
 

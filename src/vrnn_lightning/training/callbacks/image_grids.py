@@ -1,5 +1,5 @@
-"""Image grids in TensorBoard after every validation: inputs over reconstructions, samples, completions; for
-frames, the truth over predicted futures."""
+"""Pictures after every validation, to every tracker that takes them: inputs over reconstructions, samples,
+completions; piano rolls; for frames, the truth over predicted futures."""
 
 from typing import Any
 
@@ -9,7 +9,7 @@ from vrnn_lightning.data.images import picture_grids
 from vrnn_lightning.data.piano_rolls import piano_roll_pictures
 from vrnn_lightning.data.predictions import prediction_strip
 from vrnn_lightning.training.callbacks.draws import own_random_stream
-from vrnn_lightning.training.callbacks.tensorboard import tensorboard_of
+from vrnn_lightning.training.callbacks.media import any_takers, log_image
 
 
 class FirstValidationBatch(L.Callback):
@@ -41,25 +41,20 @@ class ImageGrids(FirstValidationBatch):
         self.max_steps = max_steps  # piano rolls: the first steps of each piece
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        experiment = tensorboard_of(trainer)
-        if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(experiment, "add_image"):
+        if trainer.sanity_checking or not any_takers(trainer):
             return
         with own_random_stream(pl_module, trainer.global_step):
-            self.draw(experiment, trainer.global_step, pl_module)
+            for name, picture in self.draw(pl_module).items():
+                log_image(trainer, name, picture, trainer.global_step)
 
-    def draw(self, experiment: Any, step: int, pl_module: L.LightningModule) -> None:
+    def draw(self, pl_module: L.LightningModule) -> dict[str, Any]:
+        """Name -> picture, (H, W) grey or (H, W, 3) colour in [0, 1]."""
         metadata = pl_module.hparams.data_metadata
         if metadata["image_layout"] == "frames":  # the truth over the best, a random and the worst future
-            strip = prediction_strip(pl_module.model, self.first_batch.x, metadata["seen"])
-            experiment.add_image("images/futures", strip, step, dataformats="HW")
-            return
+            return {"images/futures": prediction_strip(pl_module.model, self.first_batch.x, metadata["seen"])}
         if metadata["image_layout"] == "piano_roll":  # pieces of their own lengths, octaves marked, real beside model
             batch = self.first_batch
-            pictures = piano_roll_pictures(
+            return piano_roll_pictures(
                 pl_module.model, batch.x, batch.mask, metadata["lowest_midi"], max_steps=self.max_steps
             )
-            for name, picture in pictures.items():
-                experiment.add_image(name, picture, step, dataformats="HWC")
-            return
-        for name, grid in picture_grids(pl_module.model, self.first_batch.x, metadata["image_layout"]).items():
-            experiment.add_image(name, grid, step, dataformats="HW")
+        return picture_grids(pl_module.model, self.first_batch.x, metadata["image_layout"])

@@ -5,7 +5,7 @@ from typing import Any
 
 import lightning as L
 
-from vrnn_lightning.training.callbacks.tensorboard import tensorboard_of
+from vrnn_lightning.training.callbacks.media import log_histogram
 from vrnn_lightning.training.metrics import LatentUsage
 
 
@@ -32,9 +32,7 @@ class LatentUsageMonitor(L.Callback):
             return
         pl_module.log(f"{stage}/active_units", usage["active_units"].float(), rank_zero_only=True)
         pl_module.log(f"{stage}/units_off_prior", usage["units_off_prior"].float(), rank_zero_only=True)
-        experiment = tensorboard_of(trainer)
-        if hasattr(experiment, "add_histogram") and trainer.is_global_zero:
-            experiment.add_histogram(f"{stage}/kl_per_dim", usage["kl_per_dim"], trainer.global_step)
+        log_histogram(trainer, f"{stage}/kl_per_dim", usage["kl_per_dim"], trainer.global_step)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start(pl_module)

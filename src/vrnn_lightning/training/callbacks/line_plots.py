@@ -1,4 +1,5 @@
-"""Line plots in TensorBoard after every validation: real, reconstructed and sampled real-valued sequences."""
+"""Line plots after every validation, to every tracker that takes pictures: real, reconstructed and sampled
+real-valued sequences."""
 
 import lightning as L
 
@@ -6,7 +7,7 @@ from vrnn_lightning.data.line_plots import line_plot_figure, line_plot_panels
 from vrnn_lightning.data.real_valued import denormalize
 from vrnn_lightning.training.callbacks.draws import own_random_stream
 from vrnn_lightning.training.callbacks.image_grids import FirstValidationBatch
-from vrnn_lightning.training.callbacks.tensorboard import tensorboard_of
+from vrnn_lightning.training.callbacks.media import any_takers, log_figure
 
 
 class LinePlots(FirstValidationBatch):
@@ -18,11 +19,10 @@ class LinePlots(FirstValidationBatch):
         self.dims = dims
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        experiment = tensorboard_of(trainer)
-        if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(experiment, "add_figure"):
+        if trainer.sanity_checking or not any_takers(trainer):
             return
         with own_random_stream(pl_module, trainer.global_step):
             panels, masks = line_plot_panels(pl_module.model, self.first_batch.x, self.first_batch.mask)
         normalization = pl_module.hparams.data_metadata["normalization"]
         panels = {name: denormalize(x, normalization) for name, x in panels.items()}
-        experiment.add_figure("sequences", line_plot_figure(panels, self.dims, masks), trainer.global_step)
+        log_figure(trainer, "sequences", line_plot_figure(panels, self.dims, masks), trainer.global_step)

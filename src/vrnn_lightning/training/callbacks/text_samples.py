@@ -1,10 +1,10 @@
-"""A generated text in TensorBoard's TEXT tab after every validation."""
+"""A generated text after every validation: TensorBoard's TEXT tab, MLflow's artifacts, W&B's media."""
 
 import lightning as L
 
 from vrnn_lightning.data.text import Vocabulary, sample_text
 from vrnn_lightning.training.callbacks.draws import own_random_stream
-from vrnn_lightning.training.callbacks.tensorboard import tensorboard_of
+from vrnn_lightning.training.callbacks.media import any_takers, log_text
 
 
 class TextSamples(L.Callback):
@@ -18,11 +18,9 @@ class TextSamples(L.Callback):
         self.length, self.prompt, self.temperature = length, prompt, temperature
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        experiment = tensorboard_of(trainer)
-        if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(experiment, "add_text"):
+        if trainer.sanity_checking or not any_takers(trainer):
             return
         vocab = Vocabulary(pl_module.hparams.data_metadata["vocab"])
         with own_random_stream(pl_module, trainer.global_step):
             text = sample_text(pl_module.model, vocab, self.prompt, self.length, self.temperature)
-        # Markdown would eat the line breaks of verse; an indented block keeps them.
-        experiment.add_text("samples", "    " + text.replace("\n", "\n    "), trainer.global_step)
+        log_text(trainer, "samples", text, trainer.global_step)
