@@ -58,9 +58,13 @@ def one_line_errors() -> Iterator[None]:
         if isinstance(getattr(err, "exit_status", None), int):  # a run stopped on purpose (a signal), not an error
             print(f"stopped: {err}", file=sys.stderr)
             sys.exit(err.exit_status)
+        message = user_message(err)
+        if message is not None:  # bad input: the run folder it claimed, untouched, is given back
+            from vrnn_lightning.launch.run_folders import release_untouched_run_folder
+
+            release_untouched_run_folder()
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        message = user_message(err)
         if message is None:
             exit_with(unexpected_message(err), status=1)
         exit_with(message)

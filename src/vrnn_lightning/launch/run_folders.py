@@ -108,6 +108,31 @@ def release(folder: Path) -> None:
         claim.unlink(missing_ok=True)
 
 
+HYDRAS_OWN = (".hydra", CLAIM)  # what a run folder holds before the run has done anything, with the job's log
+
+
+def release_untouched_run_folder() -> None:
+    """After bad input found inside a run (a data file read at setup, a tracker's store opened, a size known
+    only from the data), the run folder it claimed, where it holds nothing but Hydra's files and the log: removed,
+    so that the same command works once the input is fixed. A folder holding anything else (a checkpoint, a
+    resumed run's history) is left as it is; so is a sweep's."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.RUN or ddp_child():
+        return
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    log_name = f"{HydraConfig.get().job.name}.log"
+    if not folder.is_dir():
+        return
+    found = [p for p in folder.rglob("*") if p.is_file()]
+    if any(p.relative_to(folder).parts[0] not in (*HYDRAS_OWN, log_name) for p in found):
+        return
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        path.unlink() if not path.is_dir() else path.rmdir()
+    folder.rmdir()
+
+
 def make_parent(folder: Path, setting: str) -> None:
     """Create what holds `folder`, so an unwritable place is one line instead of a traceback from Hydra."""
     try:
