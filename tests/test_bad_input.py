@@ -480,6 +480,23 @@ EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
         ],
         ["sweep job 1 of 2 (model=storn): model.posterior must be 'filtering', got 'smoothing'"],
     ),
+    "a misspelt model setting": (
+        lambda f, c: ["train", "model=srnn", "model.z_dimm=8"],
+        ["model.z_dimm is not a setting of this config; did you mean model.z_dim"],
+    ),
+    "an unquoted path beyond ASCII": (
+        lambda f, c: ["train", *TINY, f"data.path={f / 'café.txt'}"],
+        ["café.txt holds characters Hydra reads only in quotes; write data.path='"],
+    ),
+    "an empty run folder": (lambda f, c: ["train", *TINY, "hydra.run.dir="], ["hydra.run.dir is empty"]),
+    "a model given to eval": (
+        lambda f, c: ["eval", f"ckpt_path={c}", "+model=dmm"],
+        ["model= does not apply to eval: the checkpoint's own settings are used"],
+    ),
+    "an eval option given to sample": (
+        lambda f, c: ["sample", f"ckpt_path={c}", "eval.fivo_samples=4"],
+        ["eval.fivo_samples= does not apply to sample: it is an option of eval"],
+    ),
     "a misspelt Trainer argument": (
         lambda f, c: ["train", *TINY, "trainer.max_step=4"],
         ["trainer.max_step is not an argument of Lightning's Trainer; did you mean trainer.max_steps"],

@@ -54,12 +54,13 @@ def fit(*overrides: str, config_dir: str | Path | None = None, multirun: bool = 
     """Train as `vrnn-train [--config-dir DIR] [-m] OVERRIDES...` does, in this process; the finished run, or
     with `multirun=True` the sweep's runs in job order (the sweep folder is their `folder.parent`)."""
     from vrnn_lightning import train
-    from vrnn_lightning.errors import check_group_choices
+    from vrnn_lightning.errors import check_command_line, check_group_choices
 
     argv = [*(["--config-dir", str(config_dir)] if config_dir is not None else []), *(["-m"] if multirun else [])]
     argv += list(overrides)
     before = len(train.FINISHED)
     with command_line(["vrnn-train", *argv]):
+        check_command_line(argv, "train")
         check_group_choices(argv)
         sys.argv = ["vrnn-train", *train.prepared_command_line(argv)]
         train.main()

@@ -174,11 +174,41 @@ def check_group_choices(overrides: Sequence[str], config_dir: Path = CONFIG_DIR)
                 )
 
 
-def run_cli(main: Callable[[], Any], rewrite: Callable[[list[str]], list[str]] | None = None) -> None:
-    """A main's command line (`vrnn-train`, `python -m vrnn_lightning.train`; eval and sample alike): the
-    config groups and moved settings of sys.argv checked in one line, the arguments rewritten where the main
-    asks (`rewrite`: train's Trainer arguments), then Hydra's main."""
+TRAINING_ONLY = ("model", "objective", "module", "trainer", "logger", "callbacks", "experiment", "hparams_search")
+NOT_FOR = {  # main -> keys of the others' configs that do not apply to it, and where they do
+    "eval": {key: "train" for key in TRAINING_ONLY},
+    "sample": {**{key: "train" for key in TRAINING_ONLY}, "eval": "eval", "split": "eval", "device": "eval"},
+}
+
+
+def check_command_line(argv: Sequence[str], main: str) -> None:
+    """What Hydra would answer in its own words, in one line: an option that does not apply to this main (a model
+    on eval, whose checkpoint names its model; eval's options on sample), an empty run folder, and a value with
+    characters beyond ASCII that Hydra's grammar reads only when quoted."""
+    for override in argv:
+        key, sep, value = override.partition("=")
+        bare = key.lstrip("+~")
+        if not sep or bare.startswith("-"):
+            continue
+        head = bare.split(".")[0].split("/")[0]
+        if head in NOT_FOR.get(main, {}):
+            where = NOT_FOR[main][head]
+            why = "the checkpoint's own settings are used" if where == "train" else f"it is an option of {where}"
+            raise ConfigError(f"{bare}= does not apply to {main}: {why}; drop it")
+        if bare in ("hydra.run.dir", "hydra.sweep.dir") and not value.strip("'\" "):
+            raise ConfigError(f"{bare} is empty; give it a folder (or leave it out for a fresh one under outputs/)")
+        if not value.isascii() and not (value[:1] in "'\"" and value[-1:] == value[:1]):
+            raise ConfigError(f"{bare}={value} holds characters Hydra reads only in quotes; write {bare}='{value}'")
+
+
+def run_cli(
+    main: Callable[[], Any], rewrite: Callable[[list[str]], list[str]] | None = None, name: str = "train"
+) -> None:
+    """A main's command line (`vrnn-train`, `python -m vrnn_lightning.train`; eval and sample alike, `name`):
+    the config groups, moved settings and options that do not apply checked in one line, the arguments rewritten
+    where the main asks (`rewrite`: train's Trainer arguments), then Hydra's main."""
     with one_line_errors():
+        check_command_line(sys.argv[1:], name)
         check_group_choices(sys.argv[1:])
         if rewrite is not None:
             sys.argv[1:] = rewrite(sys.argv[1:])

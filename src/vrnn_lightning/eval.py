@@ -77,12 +77,12 @@ def evaluate(cfg: DictConfig) -> dict:
     loader = datamodule.eval_dataloader(cfg.split)
     streams = datamodule.streams(cfg.split, cfg.eval.streams, window_length(loader)) if cfg.eval.stateful else None
 
-    fivo_samples = cfg.eval.get("fivo_samples") if model.latent_dim else None
+    fivo_samples = cfg.eval.get("fivo_samples")
     # The bounds asked for, computed by the objectives that train on them (objectives/)
     bounds: dict[str, Objective] = {}
     if iw_samples and model.latent_dim:
         bounds["iw_bound"] = IWAE(samples=iw_samples)
-    if fivo_samples:
+    if fivo_samples and model.latent_dim:
         bounds["fivo_bound"] = FIVO(fivo_samples, cfg.eval.resample_threshold, cfg.eval.resampling)
     totals = dict.fromkeys(bounds, 0.0)
     recon = kl = iw = 0.0
@@ -97,7 +97,7 @@ def evaluate(cfg: DictConfig) -> dict:
         sequences += x.shape[0]
         if usage is not None:
             usage.update(out)
-        if iw_samples and not model.latent_dim:  # no latents: every trajectory is the one pass above, exact
+        if not model.latent_dim:  # no latents: every trajectory and particle is the one pass above, exact
             iw += (out.recon + out.kl).sum().item()
         for kind, objective in bounds.items():
             totals[kind] -= chunked_bound(objective, model, x, mask, cfg.eval.iw_chunk).sum().item()
@@ -118,7 +118,10 @@ def evaluate(cfg: DictConfig) -> dict:
         metrics.update(bound_metrics("iw_bound", total, steps, sequences, metadata))
     if fivo_samples:
         metrics["fivo_samples"] = fivo_samples
-        metrics.update(bound_metrics("fivo_bound", totals["fivo_bound"], steps, sequences, metadata))
+        total = totals.get("fivo_bound", iw)  # without latents, the exact likelihood
+        metrics.update(bound_metrics("fivo_bound", total, steps, sequences, metadata))
+    if (iw_samples or fivo_samples) and not model.latent_dim:
+        metrics["bounds_note"] = f"{type(model).__name__} has no latent variables: its bounds are its exact likelihood"
     if usage is not None:
         latents = usage.compute()
         metrics["active_units"] = int(latents["active_units"])
@@ -194,7 +197,7 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     """`vrnn-eval`, and `python -m vrnn_lightning.eval`."""
-    run_cli(main)
+    run_cli(main, name="eval")
 
 
 if __name__ == "__main__":

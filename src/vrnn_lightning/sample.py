@@ -50,7 +50,7 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     """`vrnn-sample`, and `python -m vrnn_lightning.sample`."""
-    run_cli(main)
+    run_cli(main, name="sample")
 
 
 if __name__ == "__main__":

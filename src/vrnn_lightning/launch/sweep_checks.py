@@ -1,8 +1,14 @@
 """A sweep checked before its first job: each job's composed config goes through the same checks a single run's
 does (`check_config`), so a bad combination (`-m model=vrnn,storn model.posterior=smoothing`) is refused in one
-line naming the job and its swept values, before any job trains or any sweep folder holds a run."""
+line naming the job and its swept values, before any job trains or any sweep folder holds a run. A setting that
+no config has (`model.z_dimm=8`), single run or sweep, is named in one line with the nearest that exist."""
 
-from collections.abc import Sequence
+import difflib
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from omegaconf import OmegaConf
 
 from vrnn_lightning.errors import CONFIG_DIR, ConfigError, user_config_dirs
 
@@ -24,11 +30,53 @@ def sweep_overrides(argv: Sequence[str]) -> list[str] | None:
     return overrides
 
 
+def unknown_setting_line(err: Exception, compose_without: Callable[[str], Any]) -> str | None:
+    """Hydra's several lines for an override of a key the config lacks, as one line with the nearest keys."""
+    text = str(err) + " " + str(err.__cause__ or "")
+    found = re.search(r"full_key: (\S+)", text)
+    if "not in struct" not in text or found is None:
+        return None
+    full_key = found.group(1)
+    parent, _, leaf = full_key.rpartition(".")
+    try:
+        node = compose_without(full_key)
+        siblings = [str(k) for k in (OmegaConf.select(node, parent) if parent else node)]
+    except Exception:
+        siblings = []
+    nearest = difflib.get_close_matches(leaf, siblings, n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(f'{parent}.{n}' if parent else n for n in nearest)}? " if nearest else ""
+    return f"{full_key} is not a setting of this config; {hint}(+{full_key}=... adds a new one)"
+
+
+def check_single_run(argv: Sequence[str]) -> None:
+    """A single run's overrides composed once before Hydra's main, so a key no config has is one line."""
+    from hydra import compose, initialize_config_dir
+
+    overrides = [a for a in sweep_overrides([*argv, "-m"]) or [] if not a.lstrip("+~").startswith("hydra")]
+    folders = user_config_dirs(argv)
+    searchpath = [f"hydra.searchpath=[{','.join(f'file://{f.resolve()}' for f in folders)}]"] if folders else []
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        try:
+            compose("train", overrides=[*overrides, *searchpath])
+        except Exception as err:
+
+            def without(key: str) -> Any:
+                kept = [o for o in overrides if o.lstrip("+~").split("=")[0] != key]
+                return compose("train", overrides=[*kept, *searchpath])
+
+            line = unknown_setting_line(err, without)
+            if line is not None:
+                raise ConfigError(line) from None
+
+
 def check_sweep_jobs(argv: Sequence[str]) -> list[str]:
     """Compose every job of a basic sweep and check its config; the first bad one raises a ConfigError naming the
     job's number and swept values. Returns the swept settings (what tells the jobs apart; the trackers name runs
     by them). Searches (Optuna) choose their jobs as they go and are checked job by job."""
     overrides = sweep_overrides(argv)
+    if overrides is None:
+        check_single_run(argv)
+        return []
     if not overrides or any(o.lstrip("+~").split("=")[0] in ("hparams_search", "hydra/sweeper") for o in overrides):
         return []
     from hydra import compose, initialize_config_dir
