@@ -15,6 +15,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from vrnn_lightning.launch.hparams import final_figures
+from vrnn_lightning.launch.trackers import experiment_name
 
 log = logging.getLogger(__name__)
 TEST_TERMS = ["test/loss", "test/kl", "test/recon"]
@@ -131,7 +132,32 @@ def plot(rows: list[dict[str, Any]], keys: list[str], path: Path) -> Path:
     return path
 
 
+def summary_to_mlflow(config: DictConfig, paths: list[Path]) -> None:
+    """The sweep's summary files as the artifacts of a run named "sweep summary" in the sweep's MLflow experiment,
+    where the jobs logged to MLflow; a tracker that cannot take them is one warning."""
+    node = OmegaConf.select(config, "logger.mlflow")
+    if not OmegaConf.is_dict(node) or not paths:
+        return
+    sweep_dir = Path(config.hydra.sweep.dir)
+    try:
+        import mlflow
+
+        client = mlflow.MlflowClient(str(node.tracking_uri))
+        experiment = client.get_experiment_by_name(experiment_name(str(sweep_dir / "0"), str(config.task_name)))
+        if experiment is None:  # no job reached MLflow
+            return
+        run = client.create_run(experiment.experiment_id, run_name="sweep summary", tags={"sweep": sweep_dir.name})
+        for path in paths:
+            client.log_artifact(run.info.run_id, str(path))
+        client.set_terminated(run.info.run_id)
+        log.info("sweep summary: MLflow experiment %r, run %r", experiment.name, "sweep summary")
+    except Exception as err:
+        log.warning("the sweep summary did not reach MLflow (%s: %s)", type(err).__name__, str(err).splitlines()[0])
+
+
 class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        for path in write_summary(Path(config.hydra.sweep.dir)):
+        paths = write_summary(Path(config.hydra.sweep.dir))
+        for path in paths:
             log.info("sweep summary: %s", path)
+        summary_to_mlflow(config, [p for p in paths if p.suffix in (".csv", ".md", ".png")])
