@@ -71,6 +71,13 @@ def test_a_sweep_is_one_experiment_of_runs_named_by_their_swept_values_and_tagge
     if tracker == "mlflow":
         experiments = mlflow_runs(tmp_path / "outputs" / "mlflow.db")
         runs = experiments["train sweep sweep"]
+        (summary,) = [r for r in runs if r.info.run_name == "sweep summary"]  # the sweep's table and plot
+        import mlflow
+
+        client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+        listed = client.list_artifacts(summary.info.run_id)
+        assert {"summary.csv", "summary.md", "summary.png"} <= {a.path for a in listed}
+        runs = [r for r in runs if r is not summary]
         assert sorted(r.info.run_name for r in runs) == ["model.z_dim=4", "model.z_dim=6"]
         assert sorted(r.data.params["model.z_dim"] for r in runs) == ["4", "6"]
         assert all("hparams/test/loss" in r.data.metrics for r in runs)
