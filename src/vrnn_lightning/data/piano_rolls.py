@@ -18,6 +18,7 @@ KEYS = 88
 PANEL_INCHES = 2.2  # per piece: 88 keys at 2.5 pixels each at DPI
 STEP_INCHES = 0.05  # per time step: 5 pixels at DPI, so a single sixteenth shows
 DPI = 100
+MIN_WIDTH_INCHES = 8.0  # at least 800 pixels wide, so the key names and the time axis stay legible
 
 
 def note_name(midi: int) -> str:
@@ -37,7 +38,7 @@ def draw(rows: list[list[tuple[str, Tensor]]], lowest_midi: int, marks: list[int
 
     columns = max(len(row) for row in rows)
     longest = max(len(roll) for row in rows for _, roll in row)
-    width = max(3.0, 0.8 + STEP_INCHES * longest) * columns
+    width = max(MIN_WIDTH_INCHES, max(3.0, 0.8 + STEP_INCHES * longest) * columns)
     figure = Figure(figsize=(width, PANEL_INCHES * len(rows) + 0.4), dpi=DPI)
     canvas = FigureCanvasAgg(figure)
     octaves = [k for k in range(KEYS) if (k + lowest_midi) % 12 == 0]  # the C keys
@@ -50,11 +51,13 @@ def draw(rows: list[list[tuple[str, Tensor]]], lowest_midi: int, marks: list[int
             axes.set_xlim(-0.5, steps - 0.5)  # the piece's own length: nothing past its end
             for key in octaves:
                 axes.axhline(key - 0.5, color="tab:blue", linewidth=0.3, alpha=0.5)
-            axes.set_yticks(octaves, [note_name(k + lowest_midi) for k in octaves], fontsize=5)
-            axes.tick_params(axis="x", labelsize=5)
+            axes.set_yticks(octaves, [note_name(k + lowest_midi) for k in octaves], fontsize=7)
+            axes.tick_params(axis="x", labelsize=7)
+            if r == len(rows) - 1:
+                axes.set_xlabel("time step", fontsize=7)
             if marks and marks[r] is not None:
                 axes.axvline(marks[r] - 0.5, color="tab:red", linewidth=0.8)
-            axes.set_title(title, fontsize=6)
+            axes.set_title(title, fontsize=8)
     figure.tight_layout(pad=0.3)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
