@@ -41,3 +41,9 @@ def test_load_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
     (tmp_path / "notes.ckpt").write_text("not a checkpoint")
     with pytest.raises(ConfigError, match="cannot be read"):
         vrnn_lightning.load(tmp_path / "notes.ckpt")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_loading_onto_a_gpu_that_is_not_there_is_one_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="device=cuda asks for a CUDA GPU but none is visible"):
+        vrnn_lightning.load(tmp_path / "any.ckpt", device="cuda")

@@ -29,6 +29,9 @@ from vrnn_lightning.training.checkpoints import datamodule_from_checkpoint, load
 def load(path: str | Path, device: str = "cpu", **data_settings: Any) -> tuple[SequenceModel, SequenceDataModule]:
     """(model, data module) of a training checkpoint; `data_settings` change the data module's own, e.g.
     `root=` where its files now live. A file that is not a checkpoint of this project: one ConfigError line."""
+    from vrnn_lightning.eval import pick_device
+
+    device = pick_device(str(device)) if str(device) in ("auto", "cpu", "cuda") else device
     checkpoint = read_checkpoint(str(path))
     model = load_module(checkpoint).model.to(device).eval()
     data = datamodule_from_checkpoint(checkpoint, **data_settings)
