@@ -10,11 +10,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
+import vrnn_lightning
 from tests.helpers.runs import run_main
 from vrnn_lightning.errors import ConfigError
 from vrnn_lightning.sample import sample
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the real entry points
+
+SAMPLE_CONFIG = Path(vrnn_lightning.__file__).parent / "conf" / "sample.yaml"
 
 
 def run_sample(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -53,16 +56,15 @@ def test_any_prompt_gives_text_that_starts_with_it_or_one_error_naming_its_stran
     tiny_run, tmp_path, prompt, length
 ):
     _, run_dir = tiny_run
-    cfg = OmegaConf.create(
+    # sample.yaml's own keys, so a setting added there reaches this test too
+    cfg = OmegaConf.load(SAMPLE_CONFIG)
+    cfg.merge_with(
         {
             "ckpt_path": str(run_dir / "checkpoints" / "last.ckpt"),
             "paths": {"output_dir": str(tmp_path)},
             "prompt": prompt,
             "length": length,
-            "temperature": 1.0,
             "num_samples": 1,
-            "seed": 0,
-            "image_scale": 3,
         }
     )
     vocab = torch.load(cfg.ckpt_path, weights_only=False)["hyper_parameters"]["data_metadata"]["vocab"]
