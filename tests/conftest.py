@@ -1,7 +1,13 @@
 """Session fixtures of the end-to-end tests; the runner and tiny configs live in tests/helpers/."""
 
+import os
 import subprocess
 from pathlib import Path
+
+# One thread per process, set before torch loads here and inherited by every run a test starts: the tests' models
+# are tiny, where one thread is as fast as two, and the runs a test starts side by side (DDP ranks, sweep jobs,
+# racing runs) would otherwise put two spinning threads each on two cores and slow every step many times over
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 

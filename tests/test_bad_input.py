@@ -225,6 +225,14 @@ CASES: dict[str, tuple[Inputs, list[str]]] = {
         lambda f, c: ["eval", f"ckpt_path={c}", "eval.iw_samples=0"],
         ["eval.iw_samples=0", ">= 1"],
     ),
+    "importance samples beyond any chunk": (
+        lambda f, c: ["eval", f"ckpt_path={c}", "eval.iw_samples=1000000000000"],
+        ["eval.iw_samples=1000000000000", "eval.iw_chunk=65536", "lower eval.iw_samples or raise eval.iw_chunk"],
+    ),
+    "particles beyond any chunk": (
+        lambda f, c: ["eval", f"ckpt_path={c}", "eval.fivo_samples=70000"],
+        ["eval.fivo_samples=70000", "eval.iw_chunk=65536"],
+    ),
     "missing text file": (
         lambda f, c: ["train", *TINY, f"data.path={f / 'nope.txt'}"],
         ["is not a file", "UTF-8 text file"],

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.helpers.runs import TINY_TRAINER, run_main
-from vrnn_lightning.eval import carried_state_metrics, chunked_bound
+from vrnn_lightning.eval import carried_state_metrics
 from vrnn_lightning.models import VRNN, Categorical
 from vrnn_lightning.objectives import IWAE
 
@@ -46,7 +46,7 @@ def test_iw_bound_with_one_sample_is_the_elbo_in_expectation(trained_vrnn):
     """K = 1 samples the KL where the ELBO takes it analytically: equal means, within 4 standard errors."""
     model, x = trained_vrnn
     torch.manual_seed(0)
-    iw = torch.stack([chunked_bound(IWAE(samples=1), model, x, torch.ones(x.shape), chunk=64) for _ in range(400)])
+    iw = torch.stack([IWAE(samples=1).bound_in_chunks(model, x, torch.ones(x.shape), chunk=64) for _ in range(400)])
     elbo = elbo_draws(model, x, 400)
     standard_error = (iw.var(0) / 400 + elbo.var(0) / 400).sqrt()
     assert ((iw.mean(0) - elbo.mean(0)).abs() < 4 * standard_error).all()
@@ -58,9 +58,32 @@ def test_iw_bound_with_64_samples_is_no_looser_than_the_elbo(trained_vrnn):
     torch.manual_seed(0)
     elbo_nll = -elbo_draws(model, x, 400).mean(0)
     iw_nll = -torch.stack(
-        [chunked_bound(IWAE(samples=64), model, x, torch.ones(x.shape), chunk=512) for _ in range(5)]
+        [IWAE(samples=64).bound_in_chunks(model, x, torch.ones(x.shape), chunk=512) for _ in range(5)]
     ).mean(0)
     assert iw_nll.sum() < elbo_nll.sum()
+
+
+@torch.no_grad()
+def test_iw_bound_split_over_its_k_keeps_memory_to_the_chunk_and_estimates_the_same_bound(trained_vrnn):
+    """K = 64 trajectories of 12 steps with room for 96 sequence-steps: one sequence, 8 trajectories at a time,
+    combined exactly, so its draws have the unsplit bound's mean."""
+    model, x = trained_vrnn
+    x = x[:2]
+    mask = torch.ones(x.shape)
+    rows = []
+    forward = model.forward
+    model.forward = lambda x, *a, samples=1, **kw: (
+        rows.append(len(x) * samples) or forward(x, *a, samples=samples, **kw)
+    )
+    try:
+        torch.manual_seed(0)
+        split = torch.stack([IWAE(samples=64).bound_in_chunks(model, x, mask, chunk=96) for _ in range(60)])
+    finally:
+        del model.forward
+    assert max(rows) * x.shape[1] <= 96 and len(rows) == 60 * len(x) * 8
+    whole = torch.stack([IWAE(samples=64).bound_in_chunks(model, x, mask, chunk=10**6) for _ in range(60)])
+    standard_error = (split.var(0) / 60 + whole.var(0) / 60).sqrt()
+    assert ((split.mean(0) - whole.mean(0)).abs() < 4 * standard_error).all()
 
 
 def run_eval(*overrides: str, cwd) -> subprocess.CompletedProcess:

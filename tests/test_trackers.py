@@ -5,6 +5,8 @@ offline."""
 
 import csv
 import importlib.util
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -93,6 +95,36 @@ def test_a_sweep_is_one_experiment_of_runs_named_by_their_swept_values_and_tagge
         assert {j["group"] for j in jobs} == {"train sweep sweep"}
         assert [j["config"]["model.z_dim"] for j in jobs] == ["4", "6"]
         assert all({"val/loss", "hparams/test/loss"} <= j["logged"] for j in jobs)
+        summary = wandb_run(sweep)  # the sweep's table and plot, a run of the jobs' group
+        assert summary["name"] == "sweep summary" and summary["group"] == "train sweep sweep"
+        assert {"sweep/summary/_type", "sweep/table/_type"} <= summary["logged"]  # an image and a table
+        (files,) = sweep.glob("wandb/offline-run-*/files")
+        assert {"summary.csv", "summary.md", "summary.png"} <= {p.name for p in files.iterdir()}
+
+
+def test_a_resumed_run_continues_its_wandb_run(tmp_path):
+    """W&B offline: the resumed run writes a second run folder under the first one's id, which `wandb sync`
+    joins into one run, with the steps after the checkpoint."""
+    from tests.helpers.wandb_records import records
+
+    run_dir = tmp_path / "run"
+    first = run_main("train", *TINY, "logger=wandb", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = run_main(
+        "train", *TINY, "logger=wandb", "trainer.max_steps=9", "ckpt_path=last", f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    ids, steps = [], []
+    for path in sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb")):
+        found = records(path)
+        ids += [r.run.run_id for r in found if r.WhichOneof("record_type") == "run"]
+        history = [i for r in found if r.WhichOneof("record_type") == "history" for i in r.history.item]
+        steps.append(
+            sorted({int(float(i.value_json)) for i in history if "/".join(i.nested_key) == "trainer/global_step"})
+        )
+    assert len(ids) == 2 and ids[0] == ids[1], ids
+    assert steps[0][-1] == 6 and steps[1][-1] == 9 and min(steps[1]) >= 6, steps  # 6 steps, then on to 9
 
 
 def test_run_names_and_the_missing_extra_are_said_in_one_line(monkeypatch):
@@ -156,7 +188,7 @@ def test_mlflow_server_shows_a_runs_params_metrics_and_pictures(tmp_path):
     server = subprocess.Popen(
         [mlflow, "server", "--backend-store-uri", f"sqlite:///{store}", "--host", "127.0.0.1", "--port", str(port),
          "--workers", "1"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 90
@@ -179,6 +211,6 @@ def test_mlflow_server_shows_a_runs_params_metrics_and_pictures(tmp_path):
         folders = {f["path"] for f in listed.get("files", [])}
         assert {"samples", "val"} <= folders, folders
         assert found["info"]["artifact_uri"].startswith(str(tmp_path / "outputs" / "mlartifacts"))
-    finally:
-        server.terminate()
+    finally:  # the server and the gunicorn workers it starts: its whole process group
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

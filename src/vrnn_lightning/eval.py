@@ -18,7 +18,6 @@ from typing import Any
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch import Tensor
 
 from vrnn_lightning.data.base import figure_value
 from vrnn_lightning.errors import ConfigError, one_line_errors, run_cli
@@ -29,14 +28,6 @@ from vrnn_lightning.objectives import FIVO, IWAE, Objective
 from vrnn_lightning.objectives.bounds import mean_weight, resample
 from vrnn_lightning.training.checkpoints import datamodule_from_checkpoint, load_module, read_checkpoint
 from vrnn_lightning.training.metrics import LatentUsage
-
-
-def chunked_bound(objective: Objective, model: SequenceModel, x: Tensor, mask: Tensor, chunk: int) -> Tensor:
-    """The objective's bound on log p(x) per sequence (B,), in float64, at most `chunk` sequence-steps (sequences
-    x K x steps) at once: memory grows with K and with the pieces' length."""
-    per_chunk = max(1, chunk // (getattr(objective, "samples", 1) * x.shape[1]))
-    parts = zip(x.split(per_chunk), mask.split(per_chunk), strict=True)
-    return torch.cat([objective.bound(model, part, part_mask).double() for part, part_mask in parts])
 
 
 def data_overrides(cfg: DictConfig) -> dict[str, Any]:
@@ -100,7 +91,7 @@ def evaluate(cfg: DictConfig) -> dict:
         if not model.latent_dim:  # no latents: every trajectory and particle is the one pass above, exact
             iw += (out.recon + out.kl).sum().item()
         for kind, objective in bounds.items():
-            totals[kind] -= chunked_bound(objective, model, x, mask, cfg.eval.iw_chunk).sum().item()
+            totals[kind] -= objective.bound_in_chunks(model, x, mask, cfg.eval.iw_chunk).sum().item()
 
     unit = metadata["step_unit"]
     metrics = {

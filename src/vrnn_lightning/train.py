@@ -31,7 +31,7 @@ from vrnn_lightning.launch.ranks import (
     requeued_job_checkpoint,
 )
 from vrnn_lightning.launch.sweep_checks import check_sweep_jobs
-from vrnn_lightning.launch.tracker_history import mlflow_run_to_continue
+from vrnn_lightning.launch.tracker_history import continue_run, runs_to_continue
 from vrnn_lightning.launch.trackers import SWEPT, guarded, make_local_stores, register_resolvers
 from vrnn_lightning.launch.trainer_arguments import with_trainer_arguments
 from vrnn_lightning.training.callbacks import RunInterrupted
@@ -82,9 +82,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # `callbacks.progress_bar=null` switches one callback off, `~logger` every logger.
     # A tracker that fails mid-run is left out with a warning (launch/trackers.py); TensorBoard is not guarded
     resume_from = cfg.get("ckpt_path") or requeued_job_checkpoint(cfg)
-    continued = mlflow_run_to_continue(resumed_checkpoint(cfg, resume_from))  # a resumed run keeps its MLflow run
+    continued = runs_to_continue(resumed_checkpoint(cfg, resume_from))  # a resumed run keeps its tracker runs
     make_local_stores(cfg)
-    loggers = [guarded(instantiate(c, **tracker_run(c, continued))) for c in (cfg.get("logger") or {}).values() if c]
+    loggers = [guarded(instantiate(c, **continue_run(c, continued))) for c in (cfg.get("logger") or {}).values() if c]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if not loggers:  # `~logger`: Lightning refuses a learning-rate monitor with nothing to write to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
@@ -158,11 +158,6 @@ def resumed_checkpoint(cfg: DictConfig, resume_from: str | None) -> dict | None:
         return None
     path = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt" if resume_from == "last" else Path(resume_from)
     return read_checkpoint(str(path)) if path.is_file() else None
-
-
-def tracker_run(node: DictConfig, mlflow_run: str | None) -> dict[str, str]:
-    """The run an MLflow logger continues, where the run resumes one that logged to MLflow."""
-    return {"run_id": mlflow_run} if mlflow_run and node.get("_target_", "").endswith("MLFlowLogger") else {}
 
 
 def prepared_command_line(argv: list[str]) -> list[str]:

@@ -135,6 +135,8 @@ def check_config(cfg: DictConfig, main: str) -> None:
     """Raise one ConfigError naming the first setting of `cfg` whose value the `main` cannot use: its own
     value, then (training) the data module's settings and the pairing of the likelihood head with the data."""
     check_values(cfg, main)
+    if main == "eval":
+        check_eval_sizes(cfg)
     if main == "train":
         check_moved_settings(cfg)
         check_model(cfg)
@@ -155,6 +157,19 @@ def check_values(cfg: DictConfig, main: str) -> None:
         value = OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
         if not accepts(node):
             raise ConfigError(f"{key}={value!r} is not valid: it must be {wanted}")
+
+
+def check_eval_sizes(cfg: DictConfig) -> None:
+    """Each step of a sequence needs its K trajectories (IW) or particles (FIVO) at once: K beyond
+    `eval.iw_chunk` sequence-steps could not fit where the chunk was meant to, and would take days besides."""
+    chunk = OmegaConf.select(cfg, "eval.iw_chunk")
+    for key in ("eval.iw_samples", "eval.fivo_samples"):
+        samples = OmegaConf.select(cfg, key)
+        if samples and chunk and samples > chunk:
+            raise ConfigError(
+                f"{key}={samples} is more than eval.iw_chunk={chunk} sequence-steps hold at once (about 40 KB "
+                f"each); lower {key} or raise eval.iw_chunk"
+            )
 
 
 def settings_of(node: Any) -> dict[str, Any]:

@@ -155,9 +155,46 @@ def summary_to_mlflow(config: DictConfig, paths: list[Path]) -> None:
         log.warning("the sweep summary did not reach MLflow (%s: %s)", type(err).__name__, str(err).splitlines()[0])
 
 
+def summary_to_wandb(config: DictConfig, paths: list[Path]) -> None:
+    """The sweep's summary as a W&B run named "sweep summary" in the jobs' group: the plot as an image, the table
+    as a W&B table, and the three files; offline unless WANDB_MODE says otherwise, as the jobs were."""
+    node = OmegaConf.select(config, "logger.wandb")
+    if not OmegaConf.is_dict(node) or not paths:
+        return
+    sweep_dir = Path(config.hydra.sweep.dir)
+    try:
+        import wandb
+
+        run = wandb.init(
+            project=str(node.project),
+            group=experiment_name(str(sweep_dir / "0"), str(config.task_name)),
+            name="sweep summary",
+            job_type="sweep summary",
+            tags=[f"sweep={sweep_dir.name}"],
+            dir=str(sweep_dir),
+            mode=str(node.mode),
+        )
+        logged: dict[str, Any] = {}
+        for path in paths:
+            if path.suffix == ".png":
+                logged["sweep/summary"] = wandb.Image(str(path))
+            elif path.suffix == ".csv":
+                with open(path, newline="") as table:
+                    header, *rows = list(csv.reader(table))
+                logged["sweep/table"] = wandb.Table(columns=header, data=rows)
+            run.save(str(path), base_path=str(path.parent), policy="now")
+        run.log(logged)
+        run.finish()
+        log.info("sweep summary: W&B group %r, run %r", run.group, "sweep summary")
+    except Exception as err:
+        log.warning("the sweep summary did not reach W&B (%s: %s)", type(err).__name__, str(err).splitlines()[0])
+
+
 class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         paths = write_summary(Path(config.hydra.sweep.dir))
         for path in paths:
             log.info("sweep summary: %s", path)
-        summary_to_mlflow(config, [p for p in paths if p.suffix in (".csv", ".md", ".png")])
+        shared = [p for p in paths if p.suffix in (".csv", ".md", ".png")]
+        summary_to_mlflow(config, shared)
+        summary_to_wandb(config, shared)

@@ -1,8 +1,9 @@
 """A resumed run keeps every tracker's history whole. Lightning's CSVLogger deletes the run's metrics.csv when it
 starts again in the same folder, and MLflow would open a second run; here each checkpoint records where each
 tracker stood (the rows of metrics.csv written so far, flushed first; the MLflow run's id; MLflow and W&B are
-sent what they were held back, `trackers.Guarded`), and a run resumed from it continues the same file, cut back
-to those rows (what was logged after the checkpoint is logged again), and the same MLflow run."""
+sent what they were held back, `trackers.Guarded`; the W&B run's id), and a run resumed from it continues the
+same file, cut back to those rows (what was logged after the checkpoint is logged again), the same MLflow run and
+the same W&B run."""
 
 import csv
 import os
@@ -81,11 +82,19 @@ class TrackerHistory(L.Callback):
                 history["csv_rows"] = rows_written(Path(logger.experiment.metrics_file_path))
             elif type(logger).__name__ == "MLFlowLogger" and logger.run_id:
                 history["mlflow_run_id"] = logger.run_id
+            elif type(logger).__name__ == "WandbLogger" and trainer.is_global_zero:
+                history["wandb_run_id"] = logger.version
         checkpoint[KEY] = history
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         self.resumed = True
         history = checkpoint.get(KEY) or {}
+        for logger in trainer.loggers:
+            if type(inner(logger)).__name__ == "MLFlowLogger" and trainer.is_global_zero:
+                # A run killed after sending a checkpoint's figures but before its file was written resumes from
+                # the checkpoint before; the steps it sent beyond that are recomputed to the same values and
+                # must not be sent twice
+                logger.sent_before = mlflow_points(inner(logger))
         for logger in map(inner, trainer.loggers):
             if isinstance(logger, ContinuedCSVLogger) and "csv_rows" in history and trainer.is_global_zero:
                 writer = logger.experiment
@@ -102,6 +111,25 @@ class TrackerHistory(L.Callback):
             self.resumed = False
 
 
-def mlflow_run_to_continue(checkpoint: dict | None) -> str | None:
-    """The MLflow run a resumed run logs to: the one its checkpoint was written under."""
-    return ((checkpoint or {}).get(KEY) or {}).get("mlflow_run_id")
+def mlflow_points(logger: Any) -> set[tuple[str, int]]:
+    """The (metric, step) points the MLflow run of `logger` holds already."""
+    client, run_id = logger.experiment, logger.run_id
+    keys = client.get_run(run_id).data.metrics
+    return {(key, point.step) for key in keys for point in client.get_metric_history(run_id, key)}
+
+
+def runs_to_continue(checkpoint: dict | None) -> dict[str, str]:
+    """The tracker runs a resumed run logs to, those its checkpoint was written under: tracker -> run id."""
+    history = (checkpoint or {}).get(KEY) or {}
+    return {name: history[f"{name}_run_id"] for name in ("mlflow", "wandb") if history.get(f"{name}_run_id")}
+
+
+def continue_run(node: Any, runs: dict[str, str]) -> dict[str, str]:
+    """The arguments that make the tracker logger of config `node` continue its run of `runs`: MLflow's run id,
+    W&B's id with resume allowed (offline, a second run folder of the same id, which `wandb sync` joins)."""
+    target = str(node.get("_target_", ""))
+    if target.endswith("MLFlowLogger") and "mlflow" in runs:
+        return {"run_id": runs["mlflow"]}
+    if target.endswith("WandbLogger") and "wandb" in runs:
+        return {"id": runs["wandb"], "resume": "allow"}
+    return {}

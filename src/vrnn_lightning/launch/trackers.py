@@ -148,6 +148,7 @@ class Guarded(Logger):
         self.failed = False
         self.buffered = type(inner).__name__ in ("MLFlowLogger", "WandbLogger")
         self.pending: list[Callable[[Logger], Any]] = []
+        self.sent_before: set[tuple[str, int]] = set()  # (metric, step) the tracker holds from before a resume
 
     @property
     def name(self) -> str | None:
@@ -192,8 +193,9 @@ class Guarded(Logger):
             self.attempt(action)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        values = {k: float(v) for k, v in metrics.items()}
-        self.send(lambda tracker: tracker.log_metrics(values, step))
+        values = {k: float(v) for k, v in metrics.items() if (k, step) not in self.sent_before}
+        if values:
+            self.send(lambda tracker: tracker.log_metrics(values, step))
 
     def flush(self) -> None:
         """Send what was held back since the last checkpoint."""

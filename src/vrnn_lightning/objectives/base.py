@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
+import torch
 from torch import Tensor
 
 from vrnn_lightning.errors import ConfigError
@@ -90,6 +91,14 @@ class Objective(ABC):
         """The bound on log p(x) this objective is judged by, per sequence (B,), in nats (higher is better);
         None where that is the ELBO, which every pass computes already."""
         return None
+
+    def bound_in_chunks(self, model: SequenceModel, x: Tensor, mask: Tensor, chunk: int) -> Tensor:
+        """`bound` per sequence (B,) in float64, about `chunk` sequence-steps (sequences x K x steps) at once:
+        memory grows with K and with the sequences' length. A sequence whose K trajectories alone are more than
+        `chunk` runs on its own (IWAE splits its K further; a filter needs its particles together)."""
+        per_chunk = max(1, chunk // (self.settings.get("samples", 1) * x.shape[1]))
+        parts = zip(x.split(per_chunk), mask.split(per_chunk), strict=True)
+        return torch.cat([self.bound(model, part, part_mask).double() for part, part_mask in parts])
 
 
 def default_pass(model: SequenceModel) -> Pass:

@@ -5,8 +5,10 @@ is better, like `val/loss`). The K trajectories of a sequence share everything t
 included: the model computes it once per sequence (`samples=K`).
 """
 
+import math
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from vrnn_lightning.models.base import SequenceModel
@@ -38,3 +40,17 @@ class IWAE(Objective):
     def bound(self, model: SequenceModel, x: Tensor, mask: Tensor, run: Pass | None = None) -> Tensor:
         out = (run or default_pass(model))(x, mask, samples=self.samples)
         return mean_weight(out.log_weight().view(len(x), self.samples))
+
+    def bound_in_chunks(self, model: SequenceModel, x: Tensor, mask: Tensor, chunk: int) -> Tensor:
+        steps = x.shape[1]
+        if self.samples * steps <= chunk:
+            return super().bound_in_chunks(model, x, mask, chunk)
+        # One sequence's K trajectories do not fit at once: split K into parts of k_i and combine them exactly,
+        # log (1/K) sum_k w_k = logsumexp_i(log (1/k_i) sum_{k in i} w_k + log k_i) - log K
+        part = max(1, chunk // steps)
+        sizes = [min(part, self.samples - start) for start in range(0, self.samples, part)]
+        bounds = []
+        for one, one_mask in zip(x.split(1), mask.split(1), strict=True):
+            parts = [IWAE(samples=k).bound(model, one, one_mask).double() + math.log(k) for k in sizes]
+            bounds.append(torch.logsumexp(torch.stack(parts), 0) - math.log(self.samples))  # (1,)
+        return torch.cat(bounds)
