@@ -101,3 +101,30 @@ def test_a_resumed_run_keeps_every_trackers_history_whole(tmp_path):
     runs, steps = mlflow_history(stores["killed"], "train/loss")
     assert runs == 1  # the resumed run continued the killed one's MLflow run
     assert steps == mlflow_history(stores["unbroken"], "train/loss")[1]  # each step once
+
+
+def test_a_resumed_mlflow_run_skips_the_points_it_holds_already(tmp_path):
+    """The race the SIGKILL test can only hit by chance: figures sent as a checkpoint is written, the process
+    killed before the file is, the run resumed from the checkpoint before. The points the MLflow run holds are
+    read back, and the resumed run's figures at those (metric, step) points are not sent again."""
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    from vrnn_lightning.launch.tracker_history import mlflow_points
+    from vrnn_lightning.launch.trackers import Guarded
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    killed = Guarded(MLFlowLogger(experiment_name="train", tracking_uri=uri))
+    for step in range(4):  # steps 0..3 reached MLflow before the kill; the checkpoint on disk is step 1's
+        killed.log_metrics({"train/loss": 1.0 / (step + 1)}, step)
+    killed.flush()
+    run_id = killed.inner.run_id
+
+    resumed = Guarded(MLFlowLogger(experiment_name="train", tracking_uri=uri, run_id=run_id))
+    resumed.sent_before = mlflow_points(resumed.inner)
+    assert resumed.sent_before == {("train/loss", step) for step in range(4)}
+    for step in range(2, 6):  # what the resumed run logs after the checkpoint of step 1
+        resumed.log_metrics({"train/loss": 1.0 / (step + 1), "val/loss": 0.5}, step)
+    resumed.flush()
+    history = resumed.inner.experiment.get_metric_history(run_id, "train/loss")
+    assert sorted(point.step for point in history) == [0, 1, 2, 3, 4, 5]  # each step once
+    assert len(resumed.inner.experiment.get_metric_history(run_id, "val/loss")) == 4
