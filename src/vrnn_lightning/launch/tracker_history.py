@@ -89,17 +89,19 @@ class TrackerHistory(L.Callback):
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         self.resumed = True
         history = checkpoint.get(KEY) or {}
+        if not trainer.is_global_zero:
+            return
         for logger in trainer.loggers:
-            if type(inner(logger)).__name__ == "MLFlowLogger" and trainer.is_global_zero:
+            tracker = inner(logger)
+            if isinstance(tracker, ContinuedCSVLogger) and "csv_rows" in history:
+                writer = tracker.experiment
+                writer.metrics = []  # nothing logged in this process before the resume point is kept twice
+                keep_rows(Path(writer.metrics_file_path), history["csv_rows"])
+            elif type(tracker).__name__ == "MLFlowLogger":
                 # A run killed after sending a checkpoint's figures but before its file was written resumes from
                 # the checkpoint before; the steps it sent beyond that are recomputed to the same values and
                 # must not be sent twice
-                logger.sent_before = mlflow_points(inner(logger))
-        for logger in map(inner, trainer.loggers):
-            if isinstance(logger, ContinuedCSVLogger) and "csv_rows" in history and trainer.is_global_zero:
-                writer = logger.experiment
-                writer.metrics = []  # nothing logged in this process before the resume point is kept twice
-                keep_rows(Path(writer.metrics_file_path), history["csv_rows"])
+                logger.sent_before = mlflow_points(tracker)
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, index: int) -> None:
         if self.resumed:
