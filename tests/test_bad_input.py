@@ -473,6 +473,10 @@ EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
         lambda f, c: ["train", *BALLS, "model/likelihood=bernoulli"],
         ["model/likelihood=bernoulli scores binary values", "serves binary_frames", "model/likelihood=frames"],
     ),
+    "FIVO through a frame head with skips": (
+        lambda f, c: ["train", *BALLS, "model.likelihood.skips=true", "objective=fivo"],
+        ["objective=fivo steps the model one frame at a time", "model.likelihood.skips=true", "skips=false"],
+    ),
     "Bernoulli pixels on grey frames": (
         lambda f, c: ["train", *BALLS, "data.binarize=false"],
         ["model.likelihood.pixels=bernoulli scores binary pixels", "pixels=gaussian"],

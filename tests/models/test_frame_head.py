@@ -74,3 +74,60 @@ def test_a_padded_batch_scores_each_video_as_alone(model_class):
 def test_bad_frame_settings_are_refused_in_one_line(setting):
     with pytest.raises(ValueError, match="model/likelihood=frames|model.likelihood"):
         ConvFrames(**{"x_dim": [1, 8, 8], **setting})
+
+
+def test_skips_read_each_steps_anchor_and_no_later_frame():
+    """a(t) = min(t, seen) - 1: flipping frame j changes the scores of step j itself, and of the steps whose
+    anchor it is (j + 1 while j < seen - 1; every later step for the last seen frame), no other."""
+    torch.manual_seed(0)
+    head, seen, steps = ConvFrames([1, 8, 8], channels=4, feat_dim=12, skips=True, seen=3), 3, 6
+    x, params = torch.rand(2, steps, 1, 8, 8).round(), torch.randn(2, steps, 12)
+    scored = head.nll(params, x)
+    for j in range(steps):
+        flipped = x.clone()
+        flipped[:, j] = 1 - flipped[:, j]
+        changed = (head.nll(params, flipped) - scored).abs().sum(0) > 0
+        readers = {j} | ({j + 1} if j < seen - 1 else set(range(seen, steps)) if j == seen - 1 else set())
+        assert changed.tolist() == [t in readers for t in range(steps)], j
+
+
+@pytest.mark.parametrize("primed", [1, 3, 4])
+def test_generation_with_skips_reads_the_anchors_that_scoring_reads(primed):
+    """The frames a head with skips predicts inside `generating` are decoded from the same anchors as `nll` reads
+    in the video made of the prime and those frames: the last primed frame, or the frames drawn while t < seen."""
+    torch.manual_seed(0)
+    head, steps = ConvFrames([1, 8, 8], channels=4, feat_dim=12, skips=True, seen=3).eval(), 6
+    prime, params = torch.rand(2, primed, 1, 8, 8).round(), torch.randn(2, steps, 12)
+    with head.generating(prime, batch_size=2):
+        drawn = [head.sample(params[:, t], temperature=0) for t in range(primed, steps)]
+    video = torch.cat([prime, torch.stack(drawn, 1)], 1)  # (2, steps, 1, 8, 8)
+    expected = head.pixels.mean(head.decoded(params, head.anchors(video))).view(video.shape)
+    assert torch.allclose(video[:, primed:], expected[:, primed:], atol=1e-6)
+    with pytest.raises(RuntimeError, match="reads the last seen frame"):
+        head.mean(params)  # outside generation there is no anchor to read
+
+
+@pytest.mark.parametrize("model_class", FAMILY)
+def test_every_model_trains_bounds_and_generates_with_skips(model_class):
+    torch.manual_seed(0)
+    settings = {k: v for k, v in SIZES.items() if k in inspect.signature(model_class).parameters}
+    head = ConvFrames([1, 8, 8], channels=4, feat_dim=12, skips=True, seen=2)
+    model = model_class(head, **settings)
+    x = torch.rand(3, 5, 1, 8, 8).round()
+    out = model(x)
+    (out.recon + out.kl).sum().backward()
+    assert model.likelihood.decoder.convs[0].in_channels == 2 * 4  # each conv reads its skip as well
+    assert model.generate(3, prime=x[:, :2]).shape == (3, 3, 1, 8, 8)
+    assert model.generate(4, batch_size=2).shape == (2, 4, 1, 8, 8)
+    assert model.likelihood.anchor is None  # nothing kept after generating
+    if model.latent_dim:
+        assert torch.isfinite(IWAE(samples=2).bound(model, x, torch.ones(3, 5))).all()
+        with pytest.raises(ValueError, match="objective=fivo steps the model one frame at a time"):
+            FIVO(samples=2).check_model(model)
+
+
+def test_a_head_without_skips_keeps_the_config_of_earlier_checkpoints():
+    config = ConvFrames([1, 8, 8], channels=4, feat_dim=12, seen=5).config
+    assert "skips" not in config and "seen" not in config
+    with pytest.raises(ValueError, match="model.likelihood.seen must be a whole number >= 1"):
+        ConvFrames([1, 8, 8], skips=True)

@@ -238,6 +238,7 @@ def check_objective(cfg: DictConfig) -> None:
     weighs latents needs a model with some, and only one that carries the state trains on streams."""
     from vrnn_lightning.models.base import SequenceModel
     from vrnn_lightning.objectives import Objective
+    from vrnn_lightning.objectives.base import skips_message
 
     node = cfg.get("objective")
     objective_class = contract_target(node, Objective)
@@ -252,6 +253,8 @@ def check_objective(cfg: DictConfig) -> None:
             f"objective={name} cannot train {model_class.__name__}: it has no latent variables "
             "(objective=elbo is its exact likelihood)"
         )
+    if objective_class.steps_alone and OmegaConf.select(cfg, "model.likelihood.skips", default=None) is True:
+        raise ConfigError(skips_message(f"objective={name}"))
     if OmegaConf.select(cfg, "data.stateful") is True and not objective_class.carries_state:
         raise ConfigError(
             f"objective={name} draws K trajectories per window and cannot carry one state between windows; "
@@ -320,6 +323,7 @@ def check_data_and_head(cfg: DictConfig) -> None:
 def check_against_checkpoint(cfg: DictConfig, main: str, checkpoint: dict[str, Any]) -> None:
     """The options of eval and sample that depend on the checkpoint's data: the split, carried state, a prompt,
     and `data.*` settings its data module has."""
+    from vrnn_lightning.objectives.base import skips_message
     from vrnn_lightning.training.checkpoints import check_data_overrides, datamodule_class
 
     data_class = datamodule_class(checkpoint)
@@ -336,6 +340,9 @@ def check_against_checkpoint(cfg: DictConfig, main: str, checkpoint: dict[str, A
                 f"eval.stateful=true carries the state along one long sequence, which this checkpoint's data "
                 f"({name}) is not; drop it (it applies to text, data=shakespeare)"
             )
+        head = (checkpoint.get("model_config") or {}).get("likelihood") or {}
+        if OmegaConf.select(cfg, "eval.fivo_samples") and head.get("skips") is True:
+            raise ConfigError(skips_message("eval.fivo_samples (the FIVO bound)"))
     if main == "sample" and cfg.get("prompt") and not data_class.takes_prompt:
         raise ConfigError(f"prompt= continues a text, and this checkpoint's data ({name}) is not text; drop prompt=")
     overrides = {k: v for k, v in settings_of(cfg.get("data") or {}).items() if v is not None}

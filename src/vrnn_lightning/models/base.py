@@ -110,11 +110,12 @@ class SequenceModel(nn.Module, ABC):
         draws (`generation_start`, `generation_step`)."""
         if prime is not None:
             prime, batch_size = prime.to(self.device), prime.shape[0]
-        carried = self.generation_start(batch_size, prime, generator)
-        samples = []
-        for _ in range(length):
-            x_t, carried = self.generation_step(carried, temperature, generator)
-            samples.append(x_t)
+        with self.likelihood.generating(prime, batch_size):
+            carried = self.generation_start(batch_size, prime, generator)
+            samples = []
+            for _ in range(length):
+                x_t, carried = self.generation_step(carried, temperature, generator)
+                samples.append(x_t)
         return torch.stack(samples, 1)
 
     def generation_start(self, batch_size: int, prime: Tensor | None, generator: torch.Generator | None) -> Any:

@@ -7,9 +7,18 @@ that the frame decoder (transposed convolutions) turns into per-pixel parameters
     p(x_t | emission output e_t) = prod_pixels p_pixel(x_tchw; Decoder(e_t)_chw)
 with Bernoulli pixels (binary frames) or Gaussian ones (grey or colour frames in [0, 1]; a fixed std is the
 mean-squared error of image reconstruction up to scale and a constant).
+
+With `skips`, SVG's skip connections: the decoder also reads the encoder's feature maps of the step's anchor, the
+last frame seen before it (x_{t-1} while t <= seen, then x_{seen-1}, the last conditioning frame; a blank frame
+at t = 0), so that what stays put in a video need not pass through the recurrent state:
+    p(x_t | e_t, x_{a(t)}),  a(t) = min(t, seen) - 1
+The anchor is a past frame, so the product over t is still a likelihood of the whole video; the head reads it
+from x when it scores a video from its first frame, and keeps it itself while the family generates.
 """
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 import torch
@@ -60,14 +69,26 @@ class FrameEncoder(nn.Module):
         """(N, C, H, W) -> (N, feat_dim)."""
         return self.out(self.convs(frames).flatten(1))
 
+    def maps(self, frames: Tensor) -> list[Tensor]:
+        """(N, C, H, W) -> each conv block's output (N, C_k, H_k, W_k), the finest first: what skips carry."""
+        maps, h = [], frames
+        for layer in self.convs:
+            h = layer(h)
+            if isinstance(layer, nn.LeakyReLU):
+                maps.append(h)
+        return maps
+
 
 class FrameDecoder(nn.Module):
     """Features (feat_dim,) -> per-pixel parameters (out_channels, H, W): a linear layer to the smallest grid,
     then transposed convolutions doubling it back to the frame's size, the mirror of `FrameEncoder`."""
 
-    def __init__(self, shape: tuple[int, int, int], channels: int, feat_dim: int, out_channels: int) -> None:
+    def __init__(
+        self, shape: tuple[int, int, int], channels: int, feat_dim: int, out_channels: int, skips: bool = False
+    ) -> None:
         super().__init__()
         _, h, w = shape
+        grow = 2 if skips else 1  # with skips each conv also reads the encoder's map of its input's size
         down = halvings(h, w)
         inner = widths(channels, max(down, 1))[::-1]  # widest first
         self.grid = (inner[0], h >> down, w >> down)
@@ -77,16 +98,23 @@ class FrameDecoder(nn.Module):
             last = i == len(inner) - 1
             out = out_channels if last else inner[i + 1]
             if down > 0:
-                layers.append(nn.ConvTranspose2d(width, out, 4, 2, 1))
+                layers.append(nn.ConvTranspose2d(grow * width, out, 4, 2, 1))
             else:
-                layers.append(nn.Conv2d(width, out, 3, 1, 1))
+                layers.append(nn.Conv2d(grow * width, out, 3, 1, 1))
             if not last:
                 layers += [normalised(out), nn.LeakyReLU(0.2)]
         self.convs = nn.Sequential(*layers)
 
-    def forward(self, features: Tensor) -> Tensor:
-        """(N, feat_dim) -> (N, out_channels, H, W)."""
-        return self.convs(self.inp(features).view(-1, *self.grid))
+    def forward(self, features: Tensor, maps: list[Tensor] | None = None) -> Tensor:
+        """(N, feat_dim), and with skips the encoder's `maps` of each row's anchor -> (N, out_channels, H, W)."""
+        h = self.inp(features).view(-1, *self.grid)  # (N, C_0, H_0, W_0): the coarsest grid
+        level = 0
+        for layer in self.convs:
+            if maps is not None and isinstance(layer, nn.Conv2d | nn.ConvTranspose2d):
+                h = torch.cat([h, maps[-1 - level]], 1)  # the encoder's map of this size, coarsest first
+                level += 1
+            h = layer(h)
+        return h
 
 
 class ConvFrames(Likelihood):
@@ -94,7 +122,8 @@ class ConvFrames(Likelihood):
     frames; the decoder gives logits) or "gaussian" (intensities in [0, 1]: a sigmoid mean and samples clamped to
     [0, 1]; `std` fixes the std, the MSE case, or null learns one per pixel). `x_dim` is the frame's shape, from
     the data; `channels` the first conv layer's width; `feat_dim` the width of the features going in (to phi_x)
-    and of the emission's output coming out."""
+    and of the emission's output coming out; `skips` adds SVG's skip connections from the step's anchor frame,
+    `seen` frames being those a prediction conditions on (the data's `seen`)."""
 
     fits: ClassVar[tuple[str, ...]] = ("binary_frames", "unit_interval_frames")
 
@@ -106,6 +135,8 @@ class ConvFrames(Likelihood):
         min_std: float = 1e-3,
         channels: int = 32,
         feat_dim: int = 128,
+        skips: bool = False,
+        seen: int | None = None,
     ) -> None:
         super().__init__()
         shape = check_frame_shape(x_dim)
@@ -114,14 +145,26 @@ class ConvFrames(Likelihood):
         for name, value in (("channels", channels), ("feat_dim", feat_dim)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"model.likelihood.{name} must be a whole number >= 1, got {value!r}")
+        if not isinstance(skips, bool):
+            raise ValueError(f"model.likelihood.skips must be true or false, got {skips!r}")
+        if skips and (isinstance(seen, bool) or not isinstance(seen, int) or seen < 1):
+            raise ValueError(
+                f"model.likelihood.skips=true reads the last seen frame, so model.likelihood.seen must be a whole "
+                f"number >= 1 (the data's seen frames), got {seen!r}"
+            )
+        with_skips = {"skips": True, "seen": seen} if skips else {}  # configs without them stay as they were
         self.remember_config(x_dim=list(shape), pixels=pixels, std=std, min_std=min_std, channels=channels,
-                             feat_dim=feat_dim)  # fmt: skip
+                             feat_dim=feat_dim, **with_skips)  # fmt: skip
         c, h, w = shape
         self.shape, self.x_dim, self.in_dim, self.param_dim = shape, list(shape), feat_dim, feat_dim
         # The per-pixel head over the flattened frame: its parameters are the decoder's channels, flattened.
         self.pixels = Bernoulli(c * h * w) if pixels == "bernoulli" else Gaussian(c * h * w, std, min_std, bounded=True)
         self.encoder = FrameEncoder(shape, channels, feat_dim)
-        self.decoder = FrameDecoder(shape, channels, feat_dim, self.pixels.param_dim // (h * w))
+        self.decoder = FrameDecoder(shape, channels, feat_dim, self.pixels.param_dim // (h * w), skips)
+        self.skips, self.seen = skips, seen
+        self.reads_past_frames = skips
+        self.anchor: Tensor | None = None  # while generating: (B, C, H, W), the frame the next step's skips read
+        self.step = 0  # while generating: the index of the next frame
 
     @classmethod
     def check_settings(cls, settings: dict) -> None:
@@ -132,26 +175,66 @@ class ConvFrames(Likelihood):
         frames = x.to(dtype).flatten(0, 1)  # (B * T, C, H, W)
         return self.encoder(frames).view(*x.shape[:2], -1)
 
-    def decoded(self, params: Tensor) -> Tensor:
-        """(..., feat_dim) emission outputs -> the pixel head's parameters (..., C' * H * W), flattened."""
+    def decoded(self, params: Tensor, anchors: Tensor | None = None) -> Tensor:
+        """(..., feat_dim) emission outputs, with skips their anchor frames (..., C, H, W) -> the pixel head's
+        parameters (..., C' * H * W), flattened."""
         lead = params.shape[:-1]
-        return self.decoder(params.reshape(-1, params.shape[-1])).view(*lead, -1)
+        maps = None
+        if self.skips:
+            if anchors is None:
+                raise RuntimeError(
+                    "a frame head with skips reads the last seen frame: score a video from its first frame with "
+                    "nll, or predict within the model's generate"
+                )
+            maps = self.encoder.maps(anchors.to(params.dtype).reshape(-1, *self.shape))
+        return self.decoder(params.reshape(-1, params.shape[-1]), maps).view(*lead, -1)
+
+    def anchors(self, x: Tensor) -> Tensor:
+        """(B, T, C, H, W) frames from a video's first -> each step's anchor x_{min(t, seen) - 1} (B, T, C, H, W),
+        a blank frame at t = 0."""
+        steps = torch.arange(x.shape[1], device=x.device).clamp(max=self.seen)  # (T,): index into [blank, x]
+        return torch.cat([torch.zeros_like(x[:, :1]), x], 1)[:, steps]
 
     def nll(self, params: Tensor, x: Tensor) -> Tensor:
-        """(B, T, feat_dim), (B, T, C, H, W) -> -log p(x_t) (B, T), summed over the frame's pixels."""
-        return self.pixels.nll(self.decoded(params), x.flatten(2))
+        """(B, T, feat_dim), (B, T, C, H, W) -> -log p(x_t) (B, T), summed over the frame's pixels; with skips x
+        starts at the video's first frame."""
+        return self.pixels.nll(self.decoded(params, self.anchors(x) if self.skips else None), x.flatten(2))
+
+    @contextmanager
+    def generating(self, prime: Tensor | None, batch_size: int) -> Iterator[None]:
+        """Within, `sample` draws the frames after `prime` (B, P, C, H, W), or a video's first frames without
+        one, each reading its anchor: the last primed frame, or the frames drawn while t <= seen."""
+        if not self.skips:
+            yield
+            return
+        start = 0 if prime is None else prime.shape[1]
+        if start:
+            self.anchor = prime[:, min(start, self.seen) - 1]
+        else:
+            self.anchor = torch.zeros(batch_size, *self.shape, device=self.encoder.out.weight.device)
+        self.step = start
+        try:
+            yield
+        finally:
+            self.anchor, self.step = None, 0
 
     def sample(self, params: Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
         """(B, feat_dim) -> frames (B, C, H, W); temperature 0 gives the expected frame (each pixel's mean), the
         frame SVG's decoder hands back to its encoder, which PSNR and SSIM score."""
+        pixel_params = self.decoded(params, self.anchor)
         if temperature <= 0:
-            return self.mean(params)
-        flat = self.pixels.sample(self.decoded(params), temperature, generator)
-        return flat.view(*params.shape[:-1], *self.shape)
+            frames = self.pixels.mean(pixel_params).view(*params.shape[:-1], *self.shape)
+        else:
+            frames = self.pixels.sample(pixel_params, temperature, generator).view(*params.shape[:-1], *self.shape)
+        if self.anchor is not None:
+            if self.step < self.seen:  # the next step's anchor is this frame until the seen frames are over
+                self.anchor = frames
+            self.step += 1
+        return frames
 
     def mean(self, params: Tensor) -> Tensor:
         """(..., feat_dim) -> the frames' expected pixels (..., C, H, W)."""
-        return self.pixels.mean(self.decoded(params)).view(*params.shape[:-1], *self.shape)
+        return self.pixels.mean(self.decoded(params, self.anchor)).view(*params.shape[:-1], *self.shape)
 
 
 def check_frame_shape(x_dim: object) -> tuple[int, int, int]:

@@ -9,6 +9,8 @@ subclass here (or in any importable module) and a config file.
 """
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 import torch
@@ -27,6 +29,10 @@ class Likelihood(nn.Module):
     # The values this head scores, as a data module names its own (`values`): "symbols" (integer ids),
     # "binary", "unit_interval" (intensities in [0, 1]), "real"; a run pairing it with other data is refused.
     fits: ClassVar[tuple[str, ...]] = ()
+    # Whether p(x_t | params_t) also reads earlier observations (the frame head's skips): such a head scores
+    # whole sequences from their first step and is handed what it reads while generating (`generating`), but a
+    # particle filter that steps the model one observation at a time cannot feed it.
+    reads_past_frames: bool = False
 
     @classmethod
     def check_settings(cls, settings: dict) -> None:
@@ -53,6 +59,12 @@ class Likelihood(nn.Module):
     def mean(self, params: Tensor) -> Tensor:
         """E[x_t | params_t], for pictures of reconstructions."""
         raise NotImplementedError
+
+    @contextmanager
+    def generating(self, prime: Tensor | None, batch_size: int) -> Iterator[None]:
+        """Within, `sample` draws the steps after `prime` (B, P, ...) or from a sequence's start: a head that
+        reads earlier observations keeps them here; the others need nothing."""
+        yield
 
 
 class Categorical(Likelihood):

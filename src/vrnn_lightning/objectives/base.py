@@ -43,6 +43,7 @@ class Objective(ABC):
     carries_state: ClassVar[bool] = False  # trains on windows that continue a stream (data.stateful=true)
     needs_latents: ClassVar[bool] = False  # has nothing to add for a model without latent variables
     graphed: ClassVar[bool] = True  # its training passes go through the module's CUDA graphs where they are on
+    steps_alone: ClassVar[bool] = False  # steps the model one observation at a time (a head reading past ones cannot)
 
     def __init__(self, **settings: Any) -> None:
         self.check_settings(settings)
@@ -63,6 +64,8 @@ class Objective(ABC):
                 f"objective={self.name} filters or weighs latent variables, and {type(model).__name__} has none; "
                 "objective=elbo is already its exact likelihood"
             )
+        if self.steps_alone and model.likelihood.reads_past_frames:
+            raise ValueError(skips_message(f"objective={self.name}"))
 
     def check_batch(self, batch: Any) -> None:
         """Refuse, in one line, a training batch that continues the last one's stream where this objective does
@@ -103,6 +106,14 @@ class Objective(ABC):
 
 def default_pass(model: SequenceModel) -> Pass:
     return lambda x, mask, samples=1: trajectories(model, x, mask, samples)
+
+
+def skips_message(subject: str) -> str:
+    """Why a particle filter (`subject`, e.g. "objective=fivo") cannot run a head with skips, and what can."""
+    return (
+        f"{subject} steps the model one frame at a time, and model.likelihood.skips=true reads an earlier frame "
+        "it is not handed; with skips use objective=elbo or iwae and eval.iw_samples, or set skips=false"
+    )
 
 
 def check_count(settings: dict[str, Any], name: str) -> None:

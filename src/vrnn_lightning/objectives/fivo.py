@@ -18,6 +18,7 @@ class FIVO(Objective):
     figure = "fivo_bound"
     needs_latents = True
     graphed = False
+    steps_alone = True
 
     def __init__(self, samples: int = 4, resample_threshold: float = 0.5, resampling: str = "multinomial") -> None:
         super().__init__(samples=samples, resample_threshold=resample_threshold, resampling=resampling)
