@@ -221,6 +221,14 @@ CASES: dict[str, tuple[Inputs, list[str]]] = {
         lambda f, c: ["eval", f"ckpt_path={c}", "data.root=/somewhere"],
         ["data.root does not apply", "CharDataModule", "its settings are"],
     ),
+    "a misspelt eval option": (
+        lambda f, c: ["eval", f"ckpt_path={c}", "eval.iw_sampls=3"],
+        ["eval.iw_sampls is not a setting of this config", "did you mean eval.iw_samples"],
+    ),
+    "a misspelt sample option": (
+        lambda f, c: ["sample", f"ckpt_path={c}", "lenght=3"],
+        ["lenght is not a setting of this config", "did you mean length"],
+    ),
     "importance samples below one": (
         lambda f, c: ["eval", f"ckpt_path={c}", "eval.iw_samples=0"],
         ["eval.iw_samples=0", ">= 1"],
@@ -501,6 +509,8 @@ EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
         ["café.txt holds characters Hydra reads only in quotes; write data.path='"],
     ),
     "an empty run folder": (lambda f, c: ["train", *TINY, "hydra.run.dir="], ["hydra.run.dir is empty"]),
+    "an empty text path": (lambda f, c: ["train", *TINY, "data.path="], ["data.path='' is empty", "data.path=null"]),
+    "an empty arrays path": (lambda f, c: ["train", "data=arrays", "data.path=''"], ["data=arrays needs data.path="]),
     "a model given to eval": (
         lambda f, c: ["eval", f"ckpt_path={c}", "+model=dmm"],
         ["model= does not apply to eval: the checkpoint's own settings are used"],

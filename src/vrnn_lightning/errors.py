@@ -210,6 +210,10 @@ def run_cli(
     with one_line_errors():
         check_command_line(sys.argv[1:], name)
         check_group_choices(sys.argv[1:])
+        if name != "train":  # train composes every job of a sweep in its `rewrite` (check_sweep_jobs)
+            from vrnn_lightning.launch.sweep_checks import check_single_run
+
+            check_single_run(sys.argv[1:], name)
         if rewrite is not None:
             sys.argv[1:] = rewrite(sys.argv[1:])
     main()

@@ -81,7 +81,7 @@ class ArraysDataModule(RealValuedDataModule):
     @classmethod
     def check_settings(cls, settings: dict[str, Any]) -> None:
         path = settings.get("path")
-        if path is None:
+        if path is None or str(path).strip() == "":
             raise ConfigError("data=arrays needs data.path=<a .npz file or a folder of .npy files>")
         if not Path(str(path)).expanduser().exists():
             raise ConfigError(f"data.path={path} does not exist; give a .npz file or a folder of .npy files")

@@ -35,6 +35,11 @@ def load_corpus(path: str | Path | None = None) -> str:
         if digest != EMBEDDED_SHA256:
             raise ConfigError(f"embedded corpus has sha256 {digest}, expected {EMBEDDED_SHA256}; reinstall the package")
         return raw.decode("utf-8")
+    if str(path).strip() == "":  # Path('') would be the working folder
+        raise ConfigError(
+            f"data.path={str(path)!r} is empty; point it at a UTF-8 text file, or unset it (data.path=null) for "
+            "Tiny Shakespeare"
+        )
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(

@@ -48,8 +48,9 @@ def unknown_setting_line(err: Exception, compose_without: Callable[[str], Any]) 
     return f"{full_key} is not a setting of this config; {hint}(+{full_key}=... adds a new one)"
 
 
-def check_single_run(argv: Sequence[str]) -> None:
-    """A single run's overrides composed once before Hydra's main, so a key no config has is one line."""
+def check_single_run(argv: Sequence[str], config_name: str = "train") -> None:
+    """A single run's overrides composed once before Hydra's main (of `config_name`: train, eval or sample), so a
+    key no config has is one line."""
     from hydra import compose, initialize_config_dir
 
     overrides = [a for a in sweep_overrides([*argv, "-m"]) or [] if not a.lstrip("+~").startswith("hydra")]
@@ -57,12 +58,12 @@ def check_single_run(argv: Sequence[str]) -> None:
     searchpath = [f"hydra.searchpath=[{','.join(f'file://{f.resolve()}' for f in folders)}]"] if folders else []
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         try:
-            compose("train", overrides=[*overrides, *searchpath])
+            compose(config_name, overrides=[*overrides, *searchpath])
         except Exception as err:
 
             def without(key: str) -> Any:
                 kept = [o for o in overrides if o.lstrip("+~").split("=")[0] != key]
-                return compose("train", overrides=[*kept, *searchpath])
+                return compose(config_name, overrides=[*kept, *searchpath])
 
             line = unknown_setting_line(err, without)
             if line is not None:
