@@ -47,3 +47,31 @@ def test_load_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
 def test_loading_onto_a_gpu_that_is_not_there_is_one_config_error(tmp_path):
     with pytest.raises(ConfigError, match="device=cuda asks for a CUDA GPU but none is visible"):
         vrnn_lightning.load(tmp_path / "any.ckpt", device="cuda")
+
+
+@pytest.mark.parametrize(
+    "overrides, says",
+    [
+        (["model=srnn", "model.z_dimm=8"], "model.z_dimm is not a setting of this config; did you mean model.z_dim"),
+        (["model.z_dim=0"], "model.z_dim must be a whole number >= 1"),
+        (["data.path="], "data.path='' is empty"),  # found while the run builds its data, inside Hydra's job
+    ],
+)
+def test_fit_raises_the_command_lines_one_line_leaves_no_run_folder_and_the_environment_as_it_was(
+    overrides, says, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    # What Lightning sets when first imported stays (its NVML check keeps CUDA uninitialised for notebook DDP).
+    __import__("vrnn_lightning.train")
+    environment = dict(__import__("os").environ)
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        vrnn_lightning.fit(*overrides, "trainer.max_steps=2", "callbacks.progress_bar=null")
+    assert dict(__import__("os").environ) == environment
+    runs = tmp_path / "outputs" / "train" / "runs"
+    assert not runs.exists() or not list(runs.iterdir()), "a run folder was left behind"
+
+
+@pytest.mark.parametrize("device, says", [("tpu", "is not a device torch knows"), ("cuda:7", "asks for CUDA GPU 7")])
+def test_loading_onto_a_device_that_is_not_there_is_one_config_error(device, says, tmp_path):
+    with pytest.raises(ConfigError, match=says):
+        vrnn_lightning.load(tmp_path / "any.ckpt", device=device)

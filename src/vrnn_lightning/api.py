@@ -31,12 +31,32 @@ def load(path: str | Path, device: str = "cpu", **data_settings: Any) -> tuple[S
     `root=` where its files now live. A file that is not a checkpoint of this project: one ConfigError line."""
     from vrnn_lightning.eval import pick_device
 
-    device = pick_device(str(device)) if str(device) in ("auto", "cpu", "cuda") else device
+    device = pick_device(checked_device(device))
     checkpoint = read_checkpoint(str(path))
     model = load_module(checkpoint).model.to(device).eval()
     data = datamodule_from_checkpoint(checkpoint, **data_settings)
     data.setup("test")
     return model, data
+
+
+def checked_device(device: Any) -> str:
+    """`device` as torch names it (auto, cpu, cuda, cuda:<index>, ...), or one ConfigError line."""
+    import torch
+
+    from vrnn_lightning.errors import ConfigError
+
+    if str(device) == "auto":
+        return "auto"
+    try:
+        parsed = torch.device(str(device))
+    except RuntimeError:
+        raise ConfigError(f"device={device!r} is not a device torch knows; use cpu, cuda or cuda:<index>") from None
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device={device!r} asks for CUDA GPU {parsed.index}, and {torch.cuda.device_count()} are visible; "
+            "use cuda or cpu"
+        )
+    return "cuda" if str(parsed) == "cuda" else str(parsed)
 
 
 @dataclass
@@ -66,24 +86,44 @@ def fit(*overrides: str, config_dir: str | Path | None = None, multirun: bool = 
         check_command_line(argv, "train")
         check_group_choices(argv)
         sys.argv = ["vrnn-train", *train.prepared_command_line(argv)]
-        train.main()
+        try:
+            train.main()
+        except Exception as err:
+            found = config_error_in(err)  # bad input found inside the run: its line, not Hydra's wrapping
+            if found is None:
+                raise
+            raise found from None
     runs = [Run(folder, metrics) for folder, metrics in train.FINISHED[before:]]
     return runs if multirun else runs[-1]
 
 
+def config_error_in(err: BaseException) -> BaseException | None:
+    """The ConfigError that caused `err` (Hydra wraps one raised while it builds an object), if any."""
+    from vrnn_lightning.errors import ConfigError
+
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, ConfigError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 @contextmanager
 def command_line(argv: list[str]):
-    """`sys.argv` as Hydra's main reads it, and errors raised rather than reported in one line and exited."""
-    from vrnn_lightning.launch.trackers import SWEPT
-
-    saved_argv, saved = sys.argv, {name: os.environ.get(name) for name in ("HYDRA_FULL_ERROR", SWEPT)}
+    """`sys.argv` as Hydra's main reads it, and errors raised rather than reported in one line and exited; the
+    process's environment as it was afterwards, whatever the run set in it (HYDRA_FULL_ERROR, the swept
+    settings, DDP's addresses). What torch and Lightning set once, when `fit` first imports them, stays:
+    Lightning's PYTORCH_NVML_BASED_CUDA_CHECK keeps CUDA uninitialised, which a notebook's DDP needs."""
+    saved_argv, saved_environ = sys.argv, dict(os.environ)
     sys.argv, os.environ["HYDRA_FULL_ERROR"] = argv, "1"
     try:
         yield
-    finally:  # the process's environment as it was
+    finally:
         sys.argv = saved_argv
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
+        for name in set(os.environ) - set(saved_environ):
+            del os.environ[name]
+        for name, value in saved_environ.items():
+            if os.environ.get(name) != value:
                 os.environ[name] = value
