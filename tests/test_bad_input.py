@@ -489,6 +489,10 @@ EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
         lambda f, c: ["train", *BALLS, "data.binarize=false"],
         ["model.likelihood.pixels=bernoulli scores binary pixels", "pixels=gaussian"],
     ),
+    "a sweep whose second job lacks a setting": (
+        lambda f, c: ["train", "-m", *TINY, "model=vrnn,srnn", "model.z_feat_dim=8", f"hydra.sweep.dir={f / 'run'}"],
+        ["sweep job 1 of 2 (model=srnn): model.z_feat_dim is not a setting of this config"],
+    ),
     "a sweep whose second job cannot run": (
         lambda f, c: [
             "train",

@@ -93,15 +93,23 @@ def check_sweep_jobs(argv: Sequence[str]) -> list[str]:
     searchpath = [f"hydra.searchpath=[{','.join(f'file://{f.resolve()}' for f in folders)}]"] if folders else []
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         for number, job in enumerate(jobs):
+            values = " ".join(o for o in job if o.lstrip("+~").split("=")[0] in swept) or " ".join(job)
             try:
                 cfg = compose("train", overrides=[*job, *searchpath], return_hydra_config=True)
-            except Exception:  # what cannot be composed Hydra reports itself, as for a single run
-                return swept
+            except Exception as err:  # a setting this job's config lacks (one model's, swept across the family)
+
+                def without(key: str, job: list[str] = job) -> Any:
+                    kept = [o for o in job if o.lstrip("+~").split("=")[0] != key]
+                    return compose("train", overrides=[*kept, *searchpath])
+
+                line = unknown_setting_line(err, without)
+                if line is None:  # anything else Hydra reports itself, as for a single run
+                    return swept
+                raise ConfigError(f"sweep job {number} of {len(jobs)} ({values}): {line}") from None
             if cfg.hydra.runtime.choices.get("hydra/sweeper") not in (None, "basic"):
                 return []
             try:
                 check_config(cfg, "train")
             except ConfigError as err:
-                values = " ".join(o for o in job if o.lstrip("+~").split("=")[0] in swept) or " ".join(job)
                 raise ConfigError(f"sweep job {number} of {len(jobs)} ({values}): {err}") from None
     return swept
