@@ -489,6 +489,14 @@ EARLY_CASES: dict[str, tuple[Inputs, list[str]]] = {
         lambda f, c: ["train", *BALLS, "data.binarize=false"],
         ["model.likelihood.pixels=bernoulli scores binary pixels", "pixels=gaussian"],
     ),
+    "an MLflow server that does not answer": (
+        lambda f, c: ["train", *TINY, "logger=mlflow", "logger.mlflow.tracking_uri=http://127.0.0.1:1"],
+        ["logger.mlflow.tracking_uri=http://127.0.0.1:1", "cannot be reached", "sqlite:///"],
+    ),
+    "an unknown W&B mode": (
+        lambda f, c: ["train", *TINY, "logger=wandb", "logger.wandb.mode=bogus"],
+        ["logger.wandb.mode='bogus' (WANDB_MODE) is not a W&B mode", "offline"],
+    ),
     "a sweep whose second job lacks a setting": (
         lambda f, c: ["train", "-m", *TINY, "model=vrnn,srnn", "model.z_feat_dim=8", f"hydra.sweep.dir={f / 'run'}"],
         ["sweep job 1 of 2 (model=srnn): model.z_feat_dim is not a setting of this config"],

@@ -11,7 +11,9 @@ below are what the logger configs interpolate (`${vrnn.run_name:...}`, `${vrnn.e
 import importlib.util
 import logging
 import os
+import socket
 import subprocess
+import urllib.parse
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -112,7 +114,37 @@ def check_trackers(cfg: DictConfig) -> None:
                 'pip install "vrnn-lightning[trackers]" (or choose logger=tensorboard or logger=csv)'
             )
         if target == "lightning.pytorch.loggers.MLFlowLogger":
-            check_local_store(str(OmegaConf.select(node, "tracking_uri", default="") or ""))
+            uri = str(OmegaConf.select(node, "tracking_uri", default="") or "")
+            check_local_store(uri)
+            check_server(uri)
+        if target == "lightning.pytorch.loggers.WandbLogger":
+            mode = OmegaConf.select(node, "mode", default=None)
+            if mode is not None and mode not in WANDB_MODES:
+                raise ConfigError(
+                    f"logger.wandb.mode={mode!r} (WANDB_MODE) is not a W&B mode; use one of {', '.join(WANDB_MODES)}"
+                )
+
+
+WANDB_MODES = ("offline", "online", "disabled", "shared")
+
+
+def check_server(uri: str, timeout: float = 5.0) -> None:
+    """An MLflow tracking server (`http(s)://host[:port]`) that answers a connection: one that does not would
+    hold the run for minutes in MLflow's retries, after its folder was made."""
+    parsed = urllib.parse.urlsplit(uri)
+    if parsed.scheme not in ("http", "https"):
+        return
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        if not parsed.hostname:
+            raise ValueError("no host")
+        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
+    except (OSError, ValueError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err) or type(err).__name__
+        raise ConfigError(
+            f"logger.mlflow.tracking_uri={uri} (MLFLOW_TRACKING_URI) cannot be reached ({reason}); start the "
+            "server, or point it at a store on this machine (sqlite:///<file>.db)"
+        ) from None
 
 
 def check_local_store(uri: str) -> None:
