@@ -225,6 +225,10 @@ CASES: dict[str, tuple[Inputs, list[str]]] = {
         lambda f, c: ["eval", f"ckpt_path={c}", "eval.iw_sampls=3"],
         ["eval.iw_sampls is not a setting of this config", "did you mean eval.iw_samples"],
     ),
+    "a sample option on eval": (
+        lambda f, c: ["eval", f"ckpt_path={c}", "prompt=ROMEO"],
+        ["prompt= does not apply to eval: it is an option of sample"],
+    ),
     "a misspelt sample option": (
         lambda f, c: ["sample", f"ckpt_path={c}", "lenght=3"],
         ["lenght is not a setting of this config", "did you mean length"],

@@ -176,7 +176,10 @@ def check_group_choices(overrides: Sequence[str], config_dir: Path = CONFIG_DIR)
 
 TRAINING_ONLY = ("model", "objective", "module", "trainer", "logger", "callbacks", "experiment", "hparams_search")
 NOT_FOR = {  # main -> keys of the others' configs that do not apply to it, and where they do
-    "eval": {key: "train" for key in TRAINING_ONLY},
+    "eval": {
+        **{key: "train" for key in TRAINING_ONLY},
+        **{key: "sample" for key in ("prompt", "length", "num_samples", "temperature", "image_scale")},
+    },
     "sample": {**{key: "train" for key in TRAINING_ONLY}, "eval": "eval", "split": "eval", "device": "eval"},
 }
 
