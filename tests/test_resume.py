@@ -26,34 +26,6 @@ def wait_for_checkpoint(process: subprocess.Popen, checkpoint: Path, timeout: fl
         time.sleep(0.02)
 
 
-def test_sigkill_then_resume_matches_an_unbroken_run(tmp_path):
-    unbroken = run_main("train", *KILLABLE, f"hydra.run.dir={tmp_path / 'unbroken'}", cwd=tmp_path)
-    assert unbroken.returncode == 0, unbroken.stderr[-3000:]
-
-    run_dir = tmp_path / "killed"
-    last = run_dir / "checkpoints" / "last.ckpt"
-    command = [sys.executable, "-m", "vrnn_lightning.train", *KILLABLE, f"hydra.run.dir={run_dir}"]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_checkpoint(process, last)
-        process.kill()
-    finally:
-        process.wait()
-    assert process.returncode == -9, "the run finished before it could be killed"
-    saved_step = torch.load(last, weights_only=False)["global_step"]
-    assert 3 <= saved_step < 120
-    assert not (run_dir / "metrics.json").exists()
-
-    resumed = run_main("train", *KILLABLE, "ckpt_path=last", f"hydra.run.dir={run_dir}", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"Restored all states from the checkpoint at {last}" in resumed.stdout + resumed.stderr
-    assert torch.load(last, weights_only=False)["global_step"] == 120
-    expected = json.loads((tmp_path / "unbroken" / "metrics.json").read_text())
-    got = json.loads((run_dir / "metrics.json").read_text())
-    for name in ["val/loss", "test/loss", "test/kl", "test/recon", "best_val_loss"]:
-        assert got[name] == expected[name], (name, saved_step)  # exact: same seed, same windows, same noise on CPU
-
-
 def csv_rows(run_dir: Path) -> list[dict[str, str]]:
     with (run_dir / "csv" / "metrics.csv").open(newline="") as file:
         return list(csv.DictReader(file))
@@ -69,7 +41,9 @@ def mlflow_history(store: Path, key: str) -> tuple[int, list[int]]:
     return len(runs), steps
 
 
-def test_a_resumed_run_keeps_every_trackers_history_whole(tmp_path):
+def test_sigkill_then_resume_ends_as_the_unbroken_run_with_every_trackers_history_whole(tmp_path):
+    """Under logger=many (TensorBoard, CSV and MLflow): the resumed run's final figures equal the unbroken run's
+    to the last digit, and each tracker holds every logged step exactly once, in one run."""
     many = [*KILLABLE, "logger=many", "trainer.log_every_n_steps=1"]
     stores = {name: tmp_path / f"{name}.db" for name in ("unbroken", "killed")}
     unbroken = run_main(
@@ -91,8 +65,17 @@ def test_a_resumed_run_keeps_every_trackers_history_whole(tmp_path):
     finally:
         process.wait()
     assert process.returncode == -9, "the run finished before it could be killed"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    saved_step = torch.load(last, weights_only=False)["global_step"]
+    assert 3 <= saved_step < 120 and not (run_dir / "metrics.json").exists()
     resumed = run_main("train", *killed, "ckpt_path=last", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Restored all states from the checkpoint at {last}" in resumed.stdout + resumed.stderr
+    assert torch.load(last, weights_only=False)["global_step"] == 120
+    final = json.loads((tmp_path / "unbroken" / "metrics.json").read_text())
+    got = json.loads((run_dir / "metrics.json").read_text())
+    for name in ["val/loss", "test/loss", "test/kl", "test/recon", "best_val_loss"]:
+        assert got[name] == final[name], (name, saved_step)  # exact: same seed, same windows, same noise on CPU
 
     expected, got = csv_rows(tmp_path / "unbroken"), csv_rows(run_dir)
     assert len(got) == len(expected)  # every row once: none lost before the kill, none twice after it
