@@ -5,7 +5,8 @@
 Times, with warm-up and the median of timed repeats, the variants taking turns step by step: the VRNN's and the
 RNN's training step (forward + backward + AdamW) at the experiment's sizes, each in float32, with the conv
 layers' tensors channels-last, and under bfloat16 autocast; then predicting 10 frames after 5 (SVG's training
-protocol) with the VRNN, in frames per second. Run by `benchmarks/throughput.py --frames` too.
+protocol) with the VRNN, in frames per second; and the VRNN with SVG's skip connections
+(`model.likelihood.skips=true`) in float32. Run by `benchmarks/throughput.py --frames` too.
 """
 
 import argparse
@@ -22,16 +23,19 @@ CONF = Path(__file__).resolve().parents[1] / "src" / "vrnn_lightning" / "conf"
 VARIANTS = ("float32", "channels_last", "bf16")
 
 
-def frame_model(name: str, device: str) -> torch.nn.Module:
-    """The model of experiment=moving_mnist_<name>, untrained, for 32 x 32 frames."""
+def frame_model(name: str, device: str, skips: bool = False) -> torch.nn.Module:
+    """The model of experiment=moving_mnist_<name>, untrained, for 32 x 32 frames; `skips`: SVG's skips."""
+    overrides = [f"experiment=moving_mnist_{name}", *(["model.likelihood.skips=true"] if skips else [])]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment=moving_mnist_{name}"])
+        cfg = compose("train", overrides=overrides)
     return instantiate(cfg.model, likelihood={"x_dim": [1, cfg.data.frame_size, cfg.data.frame_size]}).to(device)
 
 
-def training_step(name: str, variant: str, device: str, batch: int, steps: int) -> Callable[[], None]:
+def training_step(
+    name: str, variant: str, device: str, batch: int, steps: int, skips: bool = False
+) -> Callable[[], None]:
     torch.manual_seed(0)
-    model = frame_model(name, device)
+    model = frame_model(name, device, skips)
     x = (torch.rand(batch, steps, 1, 32, 32, device=device) > 0.9).float()
     if variant == "channels_last":  # conv weights and each step's frames in NHWC, where oneDNN / cuDNN prefer it
         model.likelihood.to(memory_format=torch.channels_last)
@@ -73,6 +77,7 @@ def frame_figures(device: str, batch: int, seq_len: int, warmup: int, repeats: i
         for name in ("vrnn", "rnn")
         for variant in VARIANTS
     }
+    steps["vrnn_skips_float32"] = training_step("vrnn", "float32", device, batch, seq_len, skips=True)
     seconds = median_seconds(steps, device, warmup, repeats)
     figures = {}
     for kind, s in seconds.items():
