@@ -1,5 +1,6 @@
 """The Python API as docs/guide.md shows it: its examples run exactly as written on tiny runs' checkpoints."""
 
+import logging
 import re
 from pathlib import Path
 
@@ -63,10 +64,12 @@ def test_fit_raises_the_command_lines_one_line_leaves_no_run_folder_and_the_envi
     monkeypatch.chdir(tmp_path)
     # What Lightning sets when first imported stays (its NVML check keeps CUDA uninitialised for notebook DDP).
     __import__("vrnn_lightning.train")
-    environment = dict(__import__("os").environ)
+    environment, handlers = dict(__import__("os").environ), logging.getLogger().handlers[:]
     with pytest.raises(ConfigError, match=re.escape(says)):
         vrnn_lightning.fit(*overrides, "trainer.max_steps=2", "callbacks.progress_bar=null")
     assert dict(__import__("os").environ) == environment
+    assert logging.getLogger().handlers == handlers  # no handler left writing to a run folder that is gone
+    logging.getLogger("after").warning("the process logs on")
     runs = tmp_path / "outputs" / "train" / "runs"
     assert not runs.exists() or not list(runs.iterdir()), "a run folder was left behind"
 

@@ -14,6 +14,7 @@ loaders of real sequences (`data.test_dataloader()`), `data.metadata` (units, fi
 in docs/guide.md ("From Python"), run as they stand by tests/test_api.py.
 """
 
+import logging
 import os
 import sys
 from contextlib import contextmanager
@@ -113,14 +114,21 @@ def config_error_in(err: BaseException) -> BaseException | None:
 @contextmanager
 def command_line(argv: list[str]):
     """`sys.argv` as Hydra's main reads it, and errors raised rather than reported in one line and exited; the
-    process's environment as it was afterwards, whatever the run set in it (HYDRA_FULL_ERROR, the swept
+    process's environment and logging as they were afterwards, whatever the run set in them (HYDRA_FULL_ERROR, the swept
     settings, DDP's addresses). What torch and Lightning set once, when `fit` first imports them, stays:
     Lightning's PYTORCH_NVML_BASED_CUDA_CHECK keeps CUDA uninitialised, which a notebook's DDP needs."""
     saved_argv, saved_environ = sys.argv, dict(os.environ)
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level  # Hydra points the root logger at the run's log
     sys.argv, os.environ["HYDRA_FULL_ERROR"] = argv, "1"
     try:
         yield
     finally:
+        for handler in root.handlers:
+            if handler not in saved_handlers:  # the run's log file, closed: its folder may be gone (bad input)
+                handler.close()
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
         sys.argv = saved_argv
         for name in set(os.environ) - set(saved_environ):
             del os.environ[name]
