@@ -162,9 +162,12 @@ class ConvFrames(Likelihood):
         self.encoder = FrameEncoder(shape, channels, feat_dim)
         self.decoder = FrameDecoder(shape, channels, feat_dim, self.pixels.param_dim // (h * w), skips)
         self.skips, self.seen = skips, seen
-        self.reads_past_frames = skips
         self.anchor: Tensor | None = None  # while generating: (B, C, H, W), the frame the next step's skips read
         self.step = 0  # while generating: the index of the next frame
+
+    @property
+    def reads_past_frames(self) -> bool:
+        return self.skips
 
     @classmethod
     def check_settings(cls, settings: dict) -> None:
