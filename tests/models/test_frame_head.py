@@ -91,6 +91,22 @@ def test_skips_read_each_steps_anchor_and_no_later_frame():
         assert changed.tolist() == [t in readers for t in range(steps)], j
 
 
+@pytest.mark.parametrize("steps", [2, 4, 7])
+def test_the_anchors_maps_are_those_of_each_steps_anchor_frame(steps):
+    """Encoding only the distinct anchors gives, step by step, the maps of x_{min(t, seen) - 1} (a blank frame at
+    t = 0), for videos shorter than, as long as and longer than the seen frames and one more."""
+    torch.manual_seed(0)
+    head, seen = ConvFrames([1, 16, 16], channels=4, feat_dim=12, skips=True, seen=3), 3
+    x = torch.rand(2, steps, 1, 16, 16).round()
+    frames = torch.cat([torch.zeros_like(x[:, :1]), x], 1)[:, [min(t, seen) for t in range(steps)]]
+    expected = head.encoder.maps(frames.flatten(0, 1))
+    got = head.anchor_maps(x, torch.float32)
+    assert len(got) == len(expected) == 2  # 16 -> 8 -> 4 pixels: two sizes
+    for g, e in zip(got, expected, strict=True):
+        assert g.shape == e.shape
+        assert torch.allclose(g, e, atol=1e-6)
+
+
 @pytest.mark.parametrize("primed", [1, 3, 4])
 def test_generation_with_skips_reads_the_anchors_that_scoring_reads(primed):
     """The frames a head with skips predicts inside `generating` are decoded from the same anchors as `nll` reads
@@ -101,7 +117,7 @@ def test_generation_with_skips_reads_the_anchors_that_scoring_reads(primed):
     with head.generating(prime, batch_size=2):
         drawn = [head.sample(params[:, t], temperature=0) for t in range(primed, steps)]
     video = torch.cat([prime, torch.stack(drawn, 1)], 1)  # (2, steps, 1, 8, 8)
-    expected = head.pixels.mean(head.decoded(params, head.anchors(video))).view(video.shape)
+    expected = head.pixels.mean(head.decoded(params, head.anchor_maps(video, params.dtype))).view(video.shape)
     assert torch.allclose(video[:, primed:], expected[:, primed:], atol=1e-6)
     with pytest.raises(RuntimeError, match="reads the last seen frame"):
         head.mean(params)  # outside generation there is no anchor to read

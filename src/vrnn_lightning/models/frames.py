@@ -178,30 +178,38 @@ class ConvFrames(Likelihood):
         frames = x.to(dtype).flatten(0, 1)  # (B * T, C, H, W)
         return self.encoder(frames).view(*x.shape[:2], -1)
 
-    def decoded(self, params: Tensor, anchors: Tensor | None = None) -> Tensor:
-        """(..., feat_dim) emission outputs, with skips their anchor frames (..., C, H, W) -> the pixel head's
-        parameters (..., C' * H * W), flattened."""
+    def decoded(self, params: Tensor, maps: list[Tensor] | None = None) -> Tensor:
+        """(..., feat_dim) emission outputs, with skips the encoder's maps of their anchor frames (each
+        (N, C_k, H_k, W_k), N rows as in params) -> the pixel head's parameters (..., C' * H * W), flattened."""
         lead = params.shape[:-1]
-        maps = None
-        if self.skips:
-            if anchors is None:
-                raise RuntimeError(
-                    "a frame head with skips reads the last seen frame: score a video from its first frame with "
-                    "nll, or predict within the model's generate"
-                )
-            maps = self.encoder.maps(anchors.to(params.dtype).reshape(-1, *self.shape))
         return self.decoder(params.reshape(-1, params.shape[-1]), maps).view(*lead, -1)
 
-    def anchors(self, x: Tensor) -> Tensor:
-        """(B, T, C, H, W) frames from a video's first -> each step's anchor x_{min(t, seen) - 1} (B, T, C, H, W),
-        a blank frame at t = 0."""
+    def anchor_maps(self, x: Tensor, dtype: torch.dtype) -> list[Tensor]:
+        """(B, T, C, H, W) frames from a video's first -> the encoder's maps of each step's anchor
+        x_{min(t, seen) - 1}, a blank frame at t = 0, each (B * T, C_k, H_k, W_k). Only the distinct anchors (the
+        blank and the first `seen` frames) pass through the encoder: after the seen frames every step shares one."""
         steps = torch.arange(x.shape[1], device=x.device).clamp(max=self.seen)  # (T,): index into [blank, x]
-        return torch.cat([torch.zeros_like(x[:, :1]), x], 1)[:, steps]
+        last = min(x.shape[1] - 1, self.seen)
+        distinct = torch.cat([torch.zeros_like(x[:, :1]), x[:, :last]], 1).to(dtype)  # (B, last + 1, C, H, W)
+        maps = self.encoder.maps(distinct.flatten(0, 1))
+        return [m.view(*distinct.shape[:2], *m.shape[1:])[:, steps].flatten(0, 1) for m in maps]
+
+    def generated_maps(self, dtype: torch.dtype) -> list[Tensor] | None:
+        """While generating with skips, the encoder's maps of the next step's anchor; None without skips."""
+        if not self.skips:
+            return None
+        if self.anchor is None:
+            raise RuntimeError(
+                "a frame head with skips reads the last seen frame: score a video from its first frame with "
+                "nll, or predict within the model's generate"
+            )
+        return self.encoder.maps(self.anchor.to(dtype))
 
     def nll(self, params: Tensor, x: Tensor) -> Tensor:
         """(B, T, feat_dim), (B, T, C, H, W) -> -log p(x_t) (B, T), summed over the frame's pixels; with skips x
         starts at the video's first frame."""
-        return self.pixels.nll(self.decoded(params, self.anchors(x) if self.skips else None), x.flatten(2))
+        maps = self.anchor_maps(x, params.dtype) if self.skips else None
+        return self.pixels.nll(self.decoded(params, maps), x.flatten(2))
 
     @contextmanager
     def generating(self, prime: Tensor | None, batch_size: int) -> Iterator[None]:
@@ -224,7 +232,7 @@ class ConvFrames(Likelihood):
     def sample(self, params: Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
         """(B, feat_dim) -> frames (B, C, H, W); temperature 0 gives the expected frame (each pixel's mean), the
         frame SVG's decoder hands back to its encoder, which PSNR and SSIM score."""
-        pixel_params = self.decoded(params, self.anchor)
+        pixel_params = self.decoded(params, self.generated_maps(params.dtype))
         if temperature <= 0:
             frames = self.pixels.mean(pixel_params).view(*params.shape[:-1], *self.shape)
         else:
@@ -237,7 +245,8 @@ class ConvFrames(Likelihood):
 
     def mean(self, params: Tensor) -> Tensor:
         """(..., feat_dim) -> the frames' expected pixels (..., C, H, W)."""
-        return self.pixels.mean(self.decoded(params, self.anchor)).view(*params.shape[:-1], *self.shape)
+        pixel_params = self.decoded(params, self.generated_maps(params.dtype))
+        return self.pixels.mean(pixel_params).view(*params.shape[:-1], *self.shape)
 
 
 def check_frame_shape(x_dim: object) -> tuple[int, int, int]:
