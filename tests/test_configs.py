@@ -71,6 +71,16 @@ def test_latent_remedies_sweep_builds_on_the_reference_run():
     assert set(cfg.hydra.sweeper.params) == {"objective.free_bits", "objective.kl_warmup_steps"}
 
 
+def test_the_svg_experiment_pins_svgs_protocol():
+    cfg = compose_train(["experiment=moving_mnist_svg"])
+    data = cfg.data
+    assert (data.frame_size, data.digit_size, data.digits, data.binarize) == (64, 28, 2, False)
+    assert (data.seq_len, data.seen, data.predicted) == (15, 5, 20)  # 5 + 10 in training, 5 + 20 at test
+    assert cfg.model.likelihood.skips and cfg.model.likelihood.seen == 5
+    assert cfg.model.likelihood.pixels == "gaussian"
+    check_config(cfg, "train")
+
+
 @pytest.mark.slow
 def test_the_overrides_the_readme_shows_compose():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
