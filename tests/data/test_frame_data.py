@@ -8,7 +8,14 @@ import torch
 from tests.helpers.runs import FIXTURE, FIXTURE_SUMS
 from vrnn_lightning.data.bouncing_balls import BouncingBallsDataModule, simulate
 from vrnn_lightning.data.moving_mnist import MovingMNISTDataModule, render, trajectories
-from vrnn_lightning.data.predictions import best_of_futures, frame_scores, future_pictures, write_gif
+from vrnn_lightning.data.predictions import (
+    best_of_futures,
+    frame_scores,
+    future_pictures,
+    predict_futures,
+    scored_futures,
+    write_gif,
+)
 from vrnn_lightning.data.video_files import FramesDataModule
 from vrnn_lightning.errors import ConfigError
 
@@ -154,6 +161,24 @@ def test_the_best_future_is_the_one_nearest_the_truth():
     psnr, ssim = frame_scores(futures[2, 0], truth[0])
     assert torch.allclose(scores["psnr"][0], psnr) and (ssim > 0.9).all() and (psnr > 35).all()
     assert scores["ssim"].shape == (2, 3)
+
+
+def test_futures_scored_one_at_a_time_are_the_futures_drawn_at_once():
+    """eval scores each future before drawing the next (memory for one future); the draws and scores are those of
+    drawing all N first, for the same generator."""
+    from vrnn_lightning.models.frames import ConvFrames
+    from vrnn_lightning.models.vrnn import VRNN
+
+    torch.manual_seed(0)
+    model = VRNN(ConvFrames([1, 8, 8], channels=4, feat_dim=12), h_dim=8, z_dim=3, x_feat_dim=12, z_feat_dim=4,
+                 hidden_dim=8, mlp_layers=1).eval()  # fmt: skip
+    x = torch.rand(3, 6, 1, 8, 8).round()
+    drawn = predict_futures(model, x, 2, 4, 5, torch.Generator().manual_seed(7))  # (5, 3, 4, 1, 8, 8)
+    psnr, ssim = scored_futures(model, x, 2, 4, 5, torch.Generator().manual_seed(7))
+    assert psnr.shape == ssim.shape == (5, 3, 4)
+    expected = frame_scores(drawn, x[:, 2:6].unsqueeze(0).expand_as(drawn))
+    assert torch.allclose(psnr, expected[0]) and torch.allclose(ssim, expected[1])
+    assert not torch.allclose(ssim[0], ssim[1])  # the futures differ: a check that could not pass by drawing one
 
 
 def test_pictures_of_futures_have_a_row_per_future_and_a_frame_per_step(tmp_path):

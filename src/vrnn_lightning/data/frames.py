@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from vrnn_lightning.data.base import Batch, SampleRequest, SequenceDataModule, check_counts, figure, full_batch
 from vrnn_lightning.data.images import image_grid, write_png
-from vrnn_lightning.data.predictions import best_of_futures, future_pictures, predict_futures, write_gif
+from vrnn_lightning.data.predictions import best_of_scores, future_pictures, predict_futures, scored_futures, write_gif
 from vrnn_lightning.data.resumable import EpochDraws, ResumableLoader
 from vrnn_lightning.errors import ConfigError
 
@@ -111,8 +111,7 @@ class FrameDataModule(SequenceDataModule):
                     f"eval.predicted={predicted}: some videos of split={split} are shorter than "
                     f"{self.seen + predicted} frames; ask for fewer predicted frames"
                 )
-            truth = batch.x[:, self.seen : self.seen + predicted]
-            scores = best_of_futures(predict_futures(model, batch.x, self.seen, predicted, futures, generator), truth)
+            scores = best_of_scores(*scored_futures(model, batch.x, self.seen, predicted, futures, generator))
             psnr.append(scores["psnr"])
             ssim.append(scores["ssim"])
         psnr_t, ssim_t = torch.cat(psnr).double(), torch.cat(ssim).double()  # (videos, predicted)

@@ -42,14 +42,29 @@ def frame_scores(prediction: Tensor, truth: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def best_of_futures(futures: Tensor, truth: Tensor) -> dict[str, Tensor]:
-    """futures (N, B, n, C, H, W), truth (B, n, C, H, W) -> per video and predicted step, the best PSNR and SSIM
-    over the N futures (each video's future chosen by its mean SSIM over the steps, as SVG chooses, so both
-    figures come from one future), and the index of the best and worst future of each video."""
-    psnr, ssim = frame_scores(futures, truth.unsqueeze(0).expand_as(futures))  # (N, B, n) each
+    """futures (N, B, n, C, H, W), truth (B, n, C, H, W) -> what `best_of_scores` says of their scores."""
+    return best_of_scores(*frame_scores(futures, truth.unsqueeze(0).expand_as(futures)))
+
+
+def best_of_scores(psnr: Tensor, ssim: Tensor) -> dict[str, Tensor]:
+    """PSNR and SSIM (N, B, n) of N futures -> per video and predicted step, the best PSNR and SSIM over the N
+    futures (each video's future chosen by its mean SSIM over the steps, as SVG chooses, so both figures come
+    from one future), and the index of the best and worst future of each video."""
     mean_ssim = ssim.mean(-1)  # (N, B)
     best, worst = mean_ssim.argmax(0), mean_ssim.argmin(0)  # (B,)
-    videos = torch.arange(truth.shape[0])
+    videos = torch.arange(psnr.shape[1])
     return {"psnr": psnr[best, videos], "ssim": ssim[best, videos], "best": best, "worst": worst}
+
+
+def scored_futures(
+    model: Any, x: Tensor, seen: int, predicted: int, futures: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """PSNR and SSIM (N, B, n) of the N = `futures` futures `predict_futures` draws (the same draws), each scored
+    before the next is drawn: memory holds one future's frames, not N (100 futures of a hundred 64 x 64 videos
+    would need tens of GB)."""
+    truth = x[:, seen : seen + predicted].float().cpu()
+    scores = [frame_scores(predict_futures(model, x, seen, predicted, 1, generator)[0], truth) for _ in range(futures)]
+    return torch.stack([p for p, _ in scores]), torch.stack([s for _, s in scores])
 
 
 def future_pictures(
