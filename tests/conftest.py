@@ -26,9 +26,3 @@ def tiny_mnist_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]
     """A few steps of image training on the shipped t10k fixture."""
     root = tmp_path_factory.mktemp("train_mnist")
     return run_main("train", *TINY_MNIST, f"hydra.run.dir={root / 'run'}", cwd=root), root / "run"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests first, each file's tests in their own order: under two workers the last tests handed out are
-    then short ones, and the workers end together instead of one running a long test alone at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

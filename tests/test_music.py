@@ -11,8 +11,7 @@ from tests.data.test_polyphonic import LENGTHS, write_mat
 from tests.helpers.runs import TINY_MODEL, TINY_TRAINER, run_main
 from tests.test_api import guide_example, run_example
 
-# end-to-end runs of the real entry points; one worker runs them all, so the module's music_run trains once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("music_run")]
+pytestmark = pytest.mark.slow  # end-to-end runs of the real entry points
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,7 @@ from tests.data.test_real_valued import SHARED, make_splits
 from tests.helpers.runs import TINY_MODEL, TINY_TRAINER, run_main
 from vrnn_lightning.data.arrays import save_npz
 
-# end-to-end runs of the real entry points; one worker runs them all, so the module's arrays_run trains once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("arrays_run")]
+pytestmark = pytest.mark.slow  # end-to-end runs of the real entry points
 
 
 @pytest.fixture(scope="module")

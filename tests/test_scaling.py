@@ -128,7 +128,6 @@ def run_on_slurm(env: dict[str, str], *overrides: str, cwd: Path) -> subprocess.
 
 
 @pytest.mark.slurm
-@pytest.mark.xdist_group("slurm")  # one single-node SLURM serves both, on one worker
 def test_a_two_job_sweep_runs_on_slurm_and_is_summarised(slurm, tmp_path):
     sweep_dir = tmp_path / "sweep"
     process = run_on_slurm(slurm, *SWEEP, "model.z_dim=2,4", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
@@ -142,7 +141,6 @@ def test_a_two_job_sweep_runs_on_slurm_and_is_summarised(slurm, tmp_path):
 
 
 @pytest.mark.slurm
-@pytest.mark.xdist_group("slurm")  # one single-node SLURM serves both, on one worker
 def test_a_preempted_slurm_job_is_requeued_and_resumes_from_its_last_checkpoint(slurm, tmp_path):
     sweep_dir = tmp_path / "sweep"
     process = run_on_slurm(slurm, *SWEEP, "trainer.max_steps=300", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
