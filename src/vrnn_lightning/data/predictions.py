@@ -62,7 +62,7 @@ def scored_futures(
     """PSNR and SSIM (N, B, n) of the N = `futures` futures `predict_futures` draws (the same draws), each scored
     before the next is drawn: memory holds one future's frames, not N (100 futures of a hundred 64 x 64 videos
     would need tens of GB)."""
-    truth = x[:, seen : seen + predicted].float().cpu()
+    truth = x[:, seen : seen + predicted].cpu()  # frame_scores takes any dtype; the futures come back on the CPU
     scores = [frame_scores(predict_futures(model, x, seen, predicted, 1, generator)[0], truth) for _ in range(futures)]
     return torch.stack([p for p, _ in scores]), torch.stack([s for _, s in scores])
 
